@@ -1,0 +1,258 @@
+"""One typed configuration for the library, the CLI, the ZenML pipelines and the benchmark.
+
+Every number the method or the pipeline uses is a named field here, with the 4Ds
+reference value (METHOD.md) as its default where the reference has one. Load a YAML
+file with :func:`load_config`; the same YAML is accepted by ``fourds --config`` and
+under ``parameters: config:`` in ``zenml_config.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+METHOD_NAMES = ("4ds", "kd", "two_stage", "student_scratch")
+MethodName = Literal["4ds", "kd", "two_stage", "student_scratch"]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo in a YAML file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptimizerConfig(_Strict):
+    """One optimiser and its learning-rate schedule (stepped once per iteration)."""
+
+    name: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    eps: float = Field(1e-8, gt=0, description="Adam/AdamW only")
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0 before the schedule")
+
+
+def _reference_student_optimizer() -> OptimizerConfig:
+    return OptimizerConfig(name="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4)
+
+
+def _reference_adapter_optimizer() -> OptimizerConfig:
+    # AdamW(lr 1e-3, eps 1e-4); weight decay left at torch's AdamW default.
+    return OptimizerConfig(name="adamw", lr=1e-3, eps=1e-4, weight_decay=0.01, momentum=0.0)
+
+
+class ModelConfig(_Strict):
+    """Which torchvision classifiers play teacher and student, and where their stages are."""
+
+    teacher_arch: str = "resnet34"
+    student_arch: str = "resnet18"
+    pretrained: bool = Field(
+        False, description="start from torchvision ImageNet weights (needs internet; never used in tests)"
+    )
+    stem: Literal["imagenet", "no_maxpool", "small_input"] = Field(
+        "imagenet",
+        description=(
+            "ResNet input stem. 'imagenet' as published; 'no_maxpool' drops the max-pool "
+            "(stage maps 2x larger); 'small_input' also makes conv1 3x3 stride 1 (for 32px images)."
+        ),
+    )
+    teacher_stages: list[str] | None = Field(
+        None, description="module names tapped after each stage; None = the architecture's default"
+    )
+    student_stages: list[str] | None = None
+
+
+class FourDsConfig(_Strict):
+    """Hyper-parameters of the 4Ds method itself (reference values as defaults)."""
+
+    adapter_reduction: int = Field(4, ge=1, description="Fourier adapter bottleneck: C -> C/r -> C")
+    amplitude_temperature: float = Field(0.1, gt=0, description="softmax(theta / T) mixing weights")
+    spectrum_floor: float = Field(1e-5, gt=0, description="guard for amplitude/phase of near-zero frequencies")
+    gate_reduction: int = Field(16, ge=1, description="fusion-activation gate squeeze ratio")
+    fusion_weight: float = Field(0.1, ge=0, description="weight of the fusion-activation loss in L_S")
+    kd_temperature: float = Field(4.0, gt=0, description="tau; KD terms are multiplied by tau^2")
+    kd_weight: float = Field(1.0, ge=0, description="extra multiplier on tau^2 KL terms (reference: 1)")
+    teacher_bn: Literal["adapt", "frozen"] = Field(
+        "adapt",
+        description=(
+            "'adapt': the frozen teacher's BatchNorm running statistics follow the target "
+            "domain (reference behaviour, an implicit AdaBN); 'frozen': eval-mode BatchNorm."
+        ),
+    )
+
+
+class DataConfig(_Strict):
+    """How a domain's images become tensors, how it is split and how many labels are used."""
+
+    image_size: int = Field(224, ge=8, description="side of the square network input")
+    resize_size: int | None = Field(256, description="resize before cropping; None = image_size")
+    random_crop: bool = True
+    horizontal_flip: bool = Field(True, description="off for digits and text")
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    label_budget: float | int | None = Field(
+        None,
+        description="labelled target images used for training: a fraction (0<b<=1) or a count per class; None = all",
+    )
+    budget_seed: int = 0
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(256, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1 (nothing left to train on)")
+        if isinstance(self.label_budget, float) and not 0 < self.label_budget <= 1:
+            raise ValueError("a fractional label_budget must be in (0, 1]")
+        if isinstance(self.label_budget, int) and self.label_budget < 1:
+            raise ValueError("a per-class label_budget must be >= 1")
+        return self
+
+
+class TrainConfig(_Strict):
+    """The optimisation budget and loop of one training run."""
+
+    epochs: int = Field(120, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="if set, overrides epochs")
+    optimizers: dict[str, OptimizerConfig] = Field(
+        default_factory=lambda: {
+            "student": _reference_student_optimizer(),
+            "adapters": _reference_adapter_optimizer(),
+            "teacher": _reference_student_optimizer(),
+        },
+        description="one optimiser per parameter group a method declares",
+    )
+    seed: int = 0
+    selection: Literal["last", "best_val"] = Field(
+        "last", description="which weights to keep: the last step, or the best validation accuracy"
+    )
+    eval_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
+    max_grad_norm: float | None = Field(None, gt=0)
+    device: str = Field("auto", description="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1'")
+    deterministic: bool = True
+    progress: bool = True
+
+    @field_validator("optimizers")
+    @classmethod
+    def _fill_missing_groups(cls, value: dict[str, OptimizerConfig]) -> dict[str, OptimizerConfig]:
+        # A YAML that overrides only "student" keeps the reference optimiser for the others.
+        defaults = {
+            "student": _reference_student_optimizer(),
+            "adapters": _reference_adapter_optimizer(),
+            "teacher": _reference_student_optimizer(),
+        }
+        return {**defaults, **value}
+
+
+class ValidationConfig(_Strict):
+    """Bounds of the Great Expectations suite on the per-image table."""
+
+    min_images_per_class: int = Field(5, ge=1)
+    max_class_imbalance: float = Field(
+        20.0, ge=1, description="largest class count / smallest class count"
+    )
+    allowed_modes: list[str] = Field(default_factory=lambda: ["L", "RGB", "RGBA", "P", "LA"])
+    min_side: int = Field(8, ge=1)
+    max_side: int = Field(4096, ge=1)
+
+
+class ExportConfig(_Strict):
+    opset: int = Field(18, ge=17)
+    parity_batch_size: int = Field(3, ge=1, description="differs from the export example's batch on purpose")
+    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    latency_repeats: int = Field(20, ge=1)
+
+
+class PromotionConfig(_Strict):
+    """Gates a challenger must pass to become the domain's champion."""
+
+    min_accuracy_gain: float = Field(0.0, description="challenger acc >= champion acc + this")
+    max_parity_abs_diff: float = Field(1e-4, gt=0)
+    max_latency_ms: float | None = Field(None, gt=0, description="ONNX batch-1 CPU latency budget")
+    max_size_mb: float | None = Field(None, gt=0, description="ONNX file size budget")
+
+
+class TrackingConfig(_Strict):
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; None = $MLFLOW_TRACKING_URI or sqlite in the workspace"
+    )
+    teacher_model_name: str = "fourds-teacher"
+    student_model_prefix: str = "fourds-student-"
+    experiment_prefix: str = "fourds-"
+
+
+class RunConfig(_Strict):
+    """Everything one distillation (or teacher-training) run needs."""
+
+    method: MethodName = "4ds"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    fourds: FourDsConfig = Field(default_factory=FourDsConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    teacher_train: TrainConfig = Field(
+        default_factory=TrainConfig, description="teacher training on a source domain, and two_stage fine-tuning"
+    )
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON form: equal configs hash equal whatever the YAML layout."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the file and the field."""
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply nested overrides.
+
+    The YAML may be a bare RunConfig mapping, or a ZenML run configuration whose
+    ``parameters: config:`` holds it (so ``zenml_config.yaml`` works as ``--config``).
+    """
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+        raw = loaded.get("parameters", {}).get("config", loaded) if "parameters" in loaded else loaded
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        where = f"{path}: " if path is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}invalid configuration: {problems}") from exc
+
+
+def _deep_merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

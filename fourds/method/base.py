@@ -1,0 +1,51 @@
+"""The interface every training method implements (4Ds, its baselines, teacher training).
+
+A method is an ``nn.Module`` that owns the networks it trains and declares:
+
+* ``parameter_groups()``: the learnable parameters, grouped by the optimiser that
+  updates them (e.g. ``{"student": [...], "adapters": [...]}``). Group names are the
+  keys of ``TrainConfig.optimizers``.
+* ``training_step(images, labels)``: one forward pass returning named loss terms (for
+  logging and non-finite checks) and one objective per parameter group. The trainer
+  back-propagates each objective into its own group only, so a method with two
+  optimisers (4Ds) needs no special case in the trainer.
+* ``evaluated_models()``: the networks whose accuracy is reported, by role
+  (``"student"`` always; ``"adapted_teacher"`` for 4Ds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class StepOutput:
+    """What one training step produced."""
+
+    losses: dict[str, torch.Tensor]
+    """Named scalar loss terms, e.g. ``{"student/ce": .., "student/kd": .., "adapters/ce": ..}``."""
+    objectives: dict[str, torch.Tensor]
+    """Per parameter group, the scalar that group's optimiser minimises."""
+    logits: torch.Tensor
+    """Logits of the main trained model (the student) on this batch, for running accuracy."""
+    extras: dict[str, float] = field(default_factory=dict)
+    """Diagnostics to log that are not losses (e.g. mean fusion gate, amplitude mix weights)."""
+
+
+class Method(nn.Module):
+    """Base class of a training method; see the module docstring for the contract."""
+
+    name: ClassVar[str] = "method"
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        raise NotImplementedError
+
+    def training_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
+        raise NotImplementedError
+
+    def evaluated_models(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
