@@ -36,7 +36,7 @@ def predict_logits(
 
     home_device = _device_of(model)
     run_device = torch.device(device) if device is not None else home_device
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
     all_logits: list[torch.Tensor] = []
@@ -57,7 +57,8 @@ def predict_logits(
                 all_labels.append(torch.as_tensor(labels).long().cpu())
     finally:
         model.to(home_device)
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     return torch.cat(all_logits), torch.cat(all_labels)
 
 

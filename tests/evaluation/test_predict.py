@@ -82,3 +82,13 @@ def test_accuracy_counts_argmax_hits():
 def test_accuracy_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="expected logits"):
         accuracy(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_mixed_submodule_modes_are_restored_exactly():
+    model = _model_with_dropout_and_bn().train()
+    model[2].eval()  # e.g. a frozen BatchNorm inside a training model
+
+    predict_logits(model, _dataset(), batch_size=4)
+
+    assert model.training and model[3].training
+    assert not model[2].training
