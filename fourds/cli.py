@@ -1,0 +1,381 @@
+"""The ``fourds`` command line: every command is a thin translation to one library or pipeline call.
+
+Exit codes: 0 success; 1 a run started and failed (data validation, non-finite loss,
+ONNX parity, a rejected weights file...); 2 the command could not start (bad arguments,
+configuration or paths). Errors print one line ``error: ...`` on stderr; ``--debug``
+adds the Python traceback.
+
+Adding a command: define a function under ``@cli.command()`` (or a group such as
+``teacher``), decorate it with ``@workspace_options`` when it needs the workspace and
+configuration, and call the library from it; :func:`main` maps exceptions to exit codes.
+Heavy imports (torch, ZenML, MLflow) happen inside commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from fourds import __version__
+from fourds.config import ConfigError, RunConfig, load_config
+from fourds.workspace import Workspace
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+class UsageProblem(click.UsageError):
+    """The command cannot start: a path, a reference or an argument is wrong (exit 2)."""
+
+
+@dataclass
+class Session:
+    """What every command that touches the workspace needs."""
+
+    workspace: Workspace
+    config: RunConfig
+    config_file: Path | None
+
+
+def workspace_options(command):
+    """Add ``--workspace``, ``--config`` and ``--debug`` to a command and pass it a :class:`Session`."""
+
+    @click.option(
+        "--workspace",
+        "workspace_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Workspace folder (data, MLflow DB, runs). Default: $FOURDS_HOME, else the current directory.",
+    )
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="RunConfig YAML, bare or as zenml_config.yaml (parameters: config:).",
+    )
+    @click.option("--debug", is_flag=True, help="Show Python tracebacks of errors.")
+    @functools.wraps(command)
+    def wrapper(workspace_dir: Path | None, config_file: Path | None, debug: bool, **kwargs):
+        kwargs["session"] = open_session(workspace_dir, config_file)
+        return command(**kwargs)
+
+    return wrapper
+
+
+def open_session(workspace_dir: Path | None, config_file: Path | None, default_config: Path | None = None) -> Session:
+    workspace = Workspace(workspace_dir.resolve()) if workspace_dir else Workspace.default()
+    if workspace.root.exists() and not workspace.root.is_dir():
+        raise UsageProblem(f"workspace {workspace.root} is not a folder")
+    config_file = config_file or default_config
+    config = load_config(config_file)
+    return Session(workspace=workspace, config=config, config_file=config_file)
+
+
+def use_workspace_zenml_store(workspace: Workspace) -> None:
+    """Keep ZenML's state inside the workspace unless the user points ZenML elsewhere.
+
+    Must run before ZenML is first imported. Set ``ZENML_CONFIG_PATH`` yourself (e.g. to
+    ``~/.config/zenml``) to use your own ZenML server and stacks instead.
+    """
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(workspace.state_dir / "zenml"))
+    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def check_data_source(source: str) -> str:
+    """A local source must exist before a pipeline starts; URLs are checked by ingest."""
+    if "://" in source:
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageProblem(f"--data {source}: no such file or folder")
+    return str(path.resolve())
+
+
+def who_is_acting(who: str | None) -> str:
+    return who or os.environ.get("USER") or getpass.getuser()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fourds")
+def cli() -> None:
+    """Distil a frozen teacher into a small student for a new domain (4Ds), with an audit trail."""
+
+
+# --- pipelines ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--images-per-class", default=60, show_default=True, type=click.IntRange(min=10),
+              help="Size of each generated demo domain.")
+@workspace_options
+def demo(session: Session, images_per_class: int) -> None:
+    """Generate two demo domains, train a teacher on 'source', distil it into 'target', promote.
+
+    Uses configs/demo.yaml (32 px images, ResNet-34 -> ResNet-18, a few epochs) unless
+    --config is given; runs on CPU in a few minutes.
+    """
+    if session.config_file is None:
+        if not DEMO_CONFIG.is_file():
+            raise UsageProblem(f"the demo configuration {DEMO_CONFIG} is missing: pass --config FILE")
+        session = open_session(session.workspace.root, DEMO_CONFIG)
+    from fourds.data import generate_demo_domains
+
+    started = time.perf_counter()
+    workspace = session.workspace.ensure()
+    click.echo(f"workspace: {workspace.root}")
+    sources = generate_demo_domains(workspace.state_dir / "demo-sources", images_per_class=images_per_class,
+                                    image_size=session.config.data.image_size)
+    teacher_outcome = _run_teacher_pipeline(session, domain="source", data_source=str(sources["source"]))
+    registered_teacher = teacher_outcome.outputs["registered_teacher"]
+    teacher_ref = f"{registered_teacher.model_name}/{registered_teacher.version}"
+    distill_outcome = _run_distill_pipeline(session, domain="target", data_source=str(sources["target"]),
+                                            teacher=teacher_ref)
+    _print_distill_result(distill_outcome)
+    _print_timings([teacher_outcome, distill_outcome], total_seconds=time.perf_counter() - started)
+
+
+@cli.group()
+def teacher() -> None:
+    """Teachers: train one on a source domain, or import existing weights."""
+
+
+@teacher.command("train")
+@click.option("--domain", required=True, help="Name of the source domain, e.g. 'photos'.")
+@click.option("--data", "data_source", required=True,
+              help="Image folder <class>/<file>, CSV manifest, .tar.gz, or URL.")
+@click.option("--sha256", default=None, help="Expected sha256 of a downloaded archive.")
+@workspace_options
+def teacher_train(session: Session, domain: str, data_source: str, sha256: str | None) -> None:
+    """Train a teacher on a source domain and register it in the MLflow registry."""
+    outcome = _run_teacher_pipeline(session, domain=domain, data_source=check_data_source(data_source),
+                                    data_sha256=sha256)
+    registered = outcome.outputs["registered_teacher"]
+    click.echo(f"registered teacher {registered.model_name} version {registered.version}")
+    _print_timings([outcome], total_seconds=outcome.wall_seconds)
+
+
+@teacher.command("import")
+@click.argument("weights_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--arch", required=True, help="torchvision architecture, e.g. resnet34.")
+@click.option("--classes", "classes_spec", required=True,
+              help="Comma-separated class names in output order, or a text file with one per line.")
+@click.option("--stem", type=click.Choice(["imagenet", "no_maxpool", "small_input"]), default=None,
+              help="Input stem the weights were trained with (default: the config's).")
+@workspace_options
+def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec: str, stem: str | None) -> None:
+    """Register existing teacher weights (safetensors or torch weights_only; never pickle)."""
+    from fourds.registry import configure_mlflow, import_teacher
+
+    classes = _parse_classes(classes_spec)
+    workspace = session.workspace.ensure()
+    configure_mlflow(workspace, session.config.tracking)
+    version = import_teacher(weights_file, arch=arch, classes=classes, stem=stem or session.config.model.stem,
+                             config=session.config)
+    click.echo(f"registered teacher {session.config.tracking.teacher_model_name} version {version}")
+
+
+@cli.command()
+@click.option("--domain", required=True, help="Name of the target domain, e.g. 'sketches'.")
+@click.option("--data", "data_source", required=True,
+              help="Image folder <class>/<file>, CSV manifest, .tar.gz, or URL.")
+@click.option("--teacher", "teacher_ref", default=None,
+              help="Registered teacher: NAME@ALIAS, NAME/VERSION or a version number; "
+                   "or a weights file. Default: the latest registered teacher.")
+@click.option("--sha256", default=None, help="Expected sha256 of a downloaded archive.")
+@workspace_options
+def distill(session: Session, domain: str, data_source: str, teacher_ref: str | None, sha256: str | None) -> None:
+    """Distil the frozen teacher into a student for DOMAIN; register it and promote if it wins."""
+    outcome = _run_distill_pipeline(session, domain=domain, data_source=check_data_source(data_source),
+                                    teacher=teacher_ref, data_sha256=sha256)
+    _print_distill_result(outcome)
+    _print_timings([outcome], total_seconds=outcome.wall_seconds)
+
+
+# --- registry ----------------------------------------------------------------------------
+
+
+@cli.command()
+@workspace_options
+def status(session: Session) -> None:
+    """Domains, their champion and challenger students, and key metrics."""
+    from fourds.registry import configure_mlflow, domain_status
+
+    configure_mlflow(session.workspace.ensure(), session.config.tracking)
+    rows = domain_status(session.config.tracking)
+    if not rows:
+        click.echo(f"no models registered yet in {session.workspace.root} "
+                   "(run 'fourds demo', or 'fourds teacher train' then 'fourds distill')")
+        return
+    _print_table(rows)
+
+
+@cli.command()
+@click.argument("model_name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (kept in the registry's audit log).")
+@click.option("--who", default=None, help="Who decided. Default: $USER.")
+@workspace_options
+def promote(session: Session, model_name: str, version: str, reason: str, who: str | None) -> None:
+    """Make VERSION of MODEL_NAME the champion by hand (skips the automatic gates)."""
+    from fourds.registry import configure_mlflow, move_alias
+
+    configure_mlflow(session.workspace.ensure(), session.config.tracking)
+    move_alias(model_name, "champion", version, reason=reason, who=who_is_acting(who))
+    click.echo(f"{model_name}@champion -> version {version}")
+
+
+@cli.command()
+@click.argument("model_name")
+@click.option("--reason", required=True, help="Why (kept in the registry's audit log).")
+@click.option("--who", default=None, help="Who decided. Default: $USER.")
+@workspace_options
+def rollback(session: Session, model_name: str, reason: str, who: str | None) -> None:
+    """Give the champion alias back to the previous champion of MODEL_NAME."""
+    from fourds.registry import configure_mlflow
+    from fourds.registry import rollback as rollback_champion
+
+    configure_mlflow(session.workspace.ensure(), session.config.tracking)
+    version = rollback_champion(model_name, reason=reason, who=who_is_acting(who))
+    click.echo(f"{model_name}@champion -> version {version}")
+
+
+# --- helpers of the commands above ---------------------------------------------------------
+
+
+def _run_teacher_pipeline(session: Session, **params):
+    use_workspace_zenml_store(session.workspace)
+    from pipelines.train_teacher import run_train_teacher
+    from pipelines.launch import zenml_run_options
+
+    return run_train_teacher(session.config, workspace=session.workspace.ensure(),
+                             zenml_options=zenml_run_options(session.config_file), **params)
+
+
+def _run_distill_pipeline(session: Session, **params):
+    use_workspace_zenml_store(session.workspace)
+    from pipelines.distill import run_distill
+    from pipelines.launch import zenml_run_options
+
+    return run_distill(session.config, workspace=session.workspace.ensure(),
+                       zenml_options=zenml_run_options(session.config_file), **params)
+
+
+def _parse_classes(spec: str) -> list[str]:
+    path = Path(spec)
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        names = [name.strip() for name in spec.split(",") if name.strip()]
+    if len(names) < 2:
+        raise UsageProblem(f"--classes {spec!r}: need at least two class names (comma-separated or a file)")
+    if len(set(names)) != len(names):
+        raise UsageProblem(f"--classes {spec!r}: class names repeat")
+    return names
+
+
+def _print_distill_result(outcome) -> None:
+    registered = outcome.outputs["registered_version"]
+    promotion = outcome.outputs["promotion"]
+    onnx = outcome.outputs["onnx_model"]
+    evaluation = outcome.outputs["evaluation"]
+    click.echo(f"registered {registered.model_name} version {registered.version} (alias challenger)")
+    for name in sorted(evaluation.metrics):
+        if name.endswith("_acc"):
+            click.echo(f"  {name}: {evaluation.metrics[name]:.4f}")
+    verdict = "promoted to champion" if promotion.promoted else "not promoted"
+    click.echo(f"{verdict}: {promotion.reason}")
+    click.echo(f"champion: {promotion.model_name}@champion = version {promotion.champion_version}")
+    click.echo(f"ONNX file of this run: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
+
+
+def _print_timings(outcomes, *, total_seconds: float) -> None:
+    """Training time (inside the trainer) against everything else (stack start-up, steps' I/O)."""
+    training = 0.0
+    for outcome in outcomes:
+        for record in outcome.outputs.values():
+            training += getattr(record, "wall_seconds", 0.0) if hasattr(record, "weights") else 0.0
+    pipeline_seconds = sum(outcome.wall_seconds for outcome in outcomes)
+    steps_seconds = sum(outcome.steps_total_seconds for outcome in outcomes)
+    click.echo(
+        f"time: total {total_seconds:.1f}s = training {training:.1f}s"
+        f" + other step work {steps_seconds - training:.1f}s (data, validation, evaluation, export, MLflow)"
+        f" + ZenML orchestration {pipeline_seconds - steps_seconds:.1f}s"
+        f" + outside pipelines {total_seconds - pipeline_seconds:.1f}s"
+    )
+
+
+def _print_table(rows: list[dict]) -> None:
+    columns = list(rows[0])
+    cells = [[_format_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    click.echo("  ".join(column.ljust(width) for column, width in zip(columns, widths)))
+    for line in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
+
+
+def _format_cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, (click.UsageError, ConfigError)):
+        return 2
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the command, map errors to one line on stderr and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="fourds", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help(), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # every other error: one line, the traceback only on request
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {_describe(exc)}", err=True)
+        sys.exit(_exit_code(exc))
+    sys.exit(0)
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (ConfigError, click.ClickException)):
+        return message
+    known = type(exc).__module__.startswith(("fourds", "pipelines", "steps"))
+    return message if known else f"{type(exc).__name__}: {message} (run again with --debug for the traceback)"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Launch a pipeline on the active ZenML stack and turn its outcome into plain facts.
+
+The CLI, the tests and the benchmark all start pipelines through :func:`launch`, so
+that a failed run always surfaces the same way: a :class:`PipelineRunFailed` naming
+the step that failed and the library's own message (e.g. the files that failed
+validation), with the original exception chained when the orchestrator runs in this
+process (the local orchestrator does; remote ones report the message only).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fourds.config import ConfigError
+
+
+class PipelineRunFailed(RuntimeError):
+    """A pipeline run started and one of its steps failed; nothing after that step ran."""
+
+    def __init__(self, pipeline: str, run_name: str, step: str | None, message: str, error_type: str | None = None):
+        self.pipeline = pipeline
+        self.run_name = run_name
+        self.step = step
+        self.message = message
+        self.error_type = error_type
+        where = f"step '{step}'" if step else "a step"
+        super().__init__(f"pipeline '{pipeline}' run '{run_name}' failed in {where}: {message}")
+
+
+@dataclass
+class PipelineOutcome:
+    """What a finished run produced and where its time went."""
+
+    pipeline: str
+    run_id: str
+    run_name: str
+    wall_seconds: float
+    """From calling the pipeline to its return, including ZenML's start-up and bookkeeping."""
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """Each step's own duration as ZenML recorded it."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Every named step output, loaded from the artifact store (small records only)."""
+
+    @property
+    def steps_total_seconds(self) -> float:
+        return sum(self.step_seconds.values())
+
+
+def new_run_name(pipeline_name: str, domain: str) -> str:
+    """Unique, sortable, readable: also the name of the run folder in the workspace."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{pipeline_name}-{domain}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def zenml_run_options(config_file: Path | None) -> dict[str, Any]:
+    """The ZenML run options of a ``zenml_config.yaml``-style file, minus ``parameters``.
+
+    Run parameters (the RunConfig, the domain, the data source) are always passed in
+    code, because ZenML refuses a parameter given both in the file and in code. A bare
+    RunConfig YAML (no ``parameters`` key) has no ZenML options.
+    """
+    if config_file is None:
+        return {}
+    loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+    if not isinstance(loaded, dict) or "parameters" not in loaded:
+        return {}
+    parameters = loaded.get("parameters") or {}
+    unexpected = sorted(set(parameters) - {"config"})
+    if unexpected:
+        raise ConfigError(
+            f"{config_file}: parameters.{unexpected[0]} cannot be set in the file: only parameters.config "
+            "is read from it; the domain, data source and teacher come from the command line"
+        )
+    return {key: value for key, value in loaded.items() if key != "parameters"}
+
+
+def launch(pipeline_instance, *, run_name: str, params: dict[str, Any], zenml_options: dict[str, Any] | None = None,
+           model=None) -> PipelineOutcome:
+    """Run ``pipeline_instance(**params)`` as ``run_name`` and report its outcome.
+
+    ``zenml_options`` are ZenML run options (``enable_cache``, ``settings``, ``tags``...)
+    as they would appear in a run configuration file; ``model`` is the ZenML Model
+    (Model Control Plane) the run's artifacts are linked to.
+    """
+    from zenml.client import Client
+
+    configured = pipeline_instance.with_options(run_name=run_name, model=model) if model else (
+        pipeline_instance.with_options(run_name=run_name)
+    )
+    started = time.perf_counter()
+    try:
+        if zenml_options:
+            with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
+                options_file = Path(folder) / "run_options.yaml"
+                options_file.write_text(yaml.safe_dump(zenml_options))
+                configured = configured.with_options(config_path=str(options_file))
+                configured(**params)
+        else:
+            configured(**params)
+    except Exception as exc:
+        raise _failure(pipeline_instance.name, run_name, exc) from exc
+    wall_seconds = time.perf_counter() - started
+
+    run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
+    if str(run.status) != "completed":
+        raise PipelineRunFailed(pipeline_instance.name, run_name, None, f"run ended with status {run.status}")
+    return PipelineOutcome(
+        pipeline=pipeline_instance.name,
+        run_id=str(run.id),
+        run_name=run_name,
+        wall_seconds=wall_seconds,
+        step_seconds=_step_seconds(run),
+        outputs=_load_outputs(run),
+    )
+
+
+def _failure(pipeline: str, run_name: str, exc: Exception) -> PipelineRunFailed:
+    """Find which step failed and with what message; fall back to the exception itself."""
+    from zenml.client import Client
+
+    try:
+        run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
+    except KeyError:
+        # The run was never created: ZenML rejected the configuration before starting.
+        return PipelineRunFailed(pipeline, run_name, None, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+    for name, step in run.steps.items():
+        if str(step.status) == "failed":
+            info = step.exception_info
+            message = (info.message if info and info.message else None) or str(exc)
+            error_type = (info.source.rsplit(".", 1)[-1] if info and info.source else None) or type(exc).__name__
+            return PipelineRunFailed(pipeline, run_name, name, message, error_type)
+    return PipelineRunFailed(pipeline, run_name, None, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+
+
+def _step_seconds(run) -> dict[str, float]:
+    seconds = {}
+    for name, step in run.steps.items():
+        if step.start_time and step.end_time:
+            seconds[name] = (step.end_time - step.start_time).total_seconds()
+    return seconds
+
+
+def _load_outputs(run) -> dict[str, Any]:
+    outputs = {}
+    for step in run.steps.values():
+        for output_name, versions in step.outputs.items():
+            if versions:
+                outputs[output_name] = versions[0].load()
+    return outputs

@@ -1,0 +1,113 @@
+"""The small records steps hand to each other (ZenML stores them as JSON, never pickles).
+
+Models travel as safetensors files inside the run folder (``Workspace.run_dir``); the
+records below carry their paths and the facts later steps and the lineage tags need.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class RunContext(BaseModel):
+    """Identity of one pipeline run, shared by every step after the first."""
+
+    workspace_root: str
+    run_name: str
+    """The ZenML run name; also the name of the run folder in the workspace."""
+    run_dir: str
+    zenml_run_id: str
+    mlflow_run_id: str
+    domain: str
+
+
+class IngestedDomain(BaseModel):
+    """A domain's images inside the DVC-tracked data folder, as used by this run."""
+
+    name: str
+    domain_dir: str
+    images_dir: str
+    table_path: str
+    classes: list[str]
+    num_images: int
+    domain_md5: str
+    """DVC md5 of the domain's folder: exactly the data this run used."""
+    data_md5: str
+    """DVC md5 of the whole data folder (what ``data.dvc`` records)."""
+    git_revision: str | None
+    source: str
+
+
+class TeacherWeights(BaseModel):
+    """The frozen teacher, resolved from the registry or an imported file."""
+
+    weights_path: str
+    arch: str
+    stem: str
+    classes: list[str]
+    reference: str
+    """What the user asked for (``fourds-teacher@champion``, a version, a file)."""
+    registered_name: str | None = None
+    registered_version: str | None = None
+    source_data_md5: str | None = None
+
+
+class ValidationSummary(BaseModel):
+    """Outcome of the Great Expectations suite; a failed suite never gets this far."""
+
+    success: bool
+    results_json: str
+    html_report: str | None = None
+    statistics: dict = Field(default_factory=dict)
+
+
+class TrainedModels(BaseModel):
+    """Weights a training step produced, by role (``student``, ``adapted_teacher``, ``teacher``...)."""
+
+    weights: dict[str, str]
+    arch: dict[str, str]
+    classes: list[str]
+    stem: str
+    method: str
+    wall_seconds: float
+    images_per_second: float | None = None
+    final_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class EvaluationSummary(BaseModel):
+    """Test-split results of every evaluated model, and the report files."""
+
+    metrics: dict[str, float]
+    """Flat, MLflow-style names, e.g. ``test/student_acc``, ``test/student_ece``."""
+    per_class_accuracy: dict[str, dict[str, float]] = Field(default_factory=dict)
+    report_files: list[str] = Field(default_factory=list)
+
+
+class ExportedOnnx(BaseModel):
+    """The student as ONNX, checked against PyTorch."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    opset: int
+    parity_max_abs_diff: float
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    """Median CPU latency by batch size (as a string key, JSON-friendly)."""
+
+
+class RegisteredVersion(BaseModel):
+    """A model version in the MLflow registry, with the lineage tags written on it."""
+
+    model_name: str
+    version: str
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class PromotionOutcome(BaseModel):
+    """What the promotion policy decided for a registered version."""
+
+    model_name: str
+    version: str
+    promoted: bool
+    reason: str
+    champion_version: str | None
