@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lock benchmark-quick clean-workspace
+.PHONY: setup demo test test-fast lock lock-kubeflow benchmark-quick clean-workspace
 
 setup:  ## create .venv from the lock file and install fourds (editable)
 	bash scripts/setup_env.sh $(VENV)
@@ -19,6 +19,9 @@ test-fast:  ## unit tests only (skips the end-to-end pipeline runs)
 
 lock:  ## re-resolve requirements.in into requirements.lock
 	uv pip compile requirements.in -p 3.11 -o requirements.lock
+
+lock-kubeflow:  ## re-resolve the Kubeflow/Kubernetes extra (with the base) into requirements-kubeflow.lock
+	uv pip compile requirements.in requirements-kubeflow.in -p 3.11 -o requirements-kubeflow.lock
 
 benchmark-quick:  ## the quick benchmark suite on ../shared/data (about 30 min on 2 CPU cores)
 	$(BIN)/python -m benchmarks.run --suite quick
