@@ -11,7 +11,6 @@ resume guarantee.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -389,8 +388,7 @@ class Trainer:
         if len(roles) == 1:
             return roles[0]
         raise ValueError(
-            f"method {self.method.name!r}: selection='best_val' needs a 'student' among evaluated_models(), "
-            f"got {roles}"
+            f"method {self.method.name!r}: selection='best_val' needs a 'student' among evaluated_models(), got {roles}"
         )
 
     # ------------------------------------------------------------------ set-up

@@ -149,8 +149,8 @@ def _config(**overrides) -> TrainConfig:
 
 def _assert_same_state(actual: dict, expected: dict) -> None:
     assert actual.keys() == expected.keys()
-    for name in expected:
-        assert torch.equal(actual[name], expected[name]), name
+    for name, value in expected.items():
+        assert torch.equal(actual[name], value), name
 
 
 def test_budget_drops_a_last_batch_of_one_and_reports_every_hook(tmp_path):
@@ -275,7 +275,11 @@ def test_non_finite_loss_names_step_and_term_and_keeps_the_last_checkpoint(tmp_p
     method = TwoGroupMethod(nan_at_call=5)
     recorder = Recorder(method)
     trainer = Trainer(
-        method, _config(max_steps=8, checkpoint_every_steps=2), batch_size=4, callbacks=[recorder], checkpoint_dir=tmp_path
+        method,
+        _config(max_steps=8, checkpoint_every_steps=2),
+        batch_size=4,
+        callbacks=[recorder],
+        checkpoint_dir=tmp_path,
     )
     with pytest.raises(NonFiniteLossError, match=r"^step 5: loss 'student/kd' is nan") as caught:
         trainer.fit(NoisyImages(8))
