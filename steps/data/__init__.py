@@ -1,0 +1,1 @@
+"""Steps that bring a domain into the workspace and check it."""

@@ -1,0 +1,40 @@
+"""Bring a domain's images into the DVC-tracked data folder and record exactly what was used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from zenml import step
+
+from fourds.config import RunConfig
+from fourds.data import ingest_domain
+from fourds.workspace import Workspace
+from steps.artifacts import IngestedDomain, RunContext
+
+
+@step(enable_cache=False)  # the source may change behind the same path: always re-read it
+def ingest_data(
+    config: RunConfig, run: RunContext, data_source: str, data_sha256: str | None = None
+) -> Annotated[IngestedDomain, "ingested_domain"]:
+    result = ingest_domain(
+        data_source,
+        run.domain,
+        Workspace(Path(run.workspace_root)),
+        sha256=data_sha256,
+        val_fraction=config.data.val_fraction,
+        test_fraction=config.data.test_fraction,
+        progress=config.train.progress,
+    )
+    return IngestedDomain(
+        name=result.name,
+        domain_dir=str(result.domain_dir),
+        images_dir=str(result.images_dir),
+        table_path=str(result.table_path),
+        classes=list(result.classes),
+        num_images=result.num_images,
+        domain_md5=result.domain_md5,
+        data_md5=result.data_md5,
+        git_revision=result.git_revision,
+        source=str(result.source),
+    )

@@ -1,0 +1,1 @@
+"""Steps that score trained models on the test split."""

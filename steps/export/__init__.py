@@ -1,0 +1,1 @@
+"""Steps that turn the student into a deployable file."""

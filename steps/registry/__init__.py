@@ -1,0 +1,1 @@
+"""Steps that write to the model registry: registration and promotion (always last)."""

@@ -1,0 +1,1 @@
+"""Steps that open the run: its folder and its MLflow run."""

@@ -1,0 +1,36 @@
+"""One MLflow run per pipeline run: created by the first step, resumed by the steps that log.
+
+Steps may run in different processes (remote orchestrators), so they share the run by
+id, never through MLflow's in-process "active run". Resuming inside ``with`` marks the
+MLflow run FAILED when the step raises, so a failed pipeline is visible in MLflow too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+
+from fourds.config import RunConfig
+from fourds.registry import configure_mlflow, log_config
+from fourds.workspace import Workspace
+from steps.artifacts import RunContext
+
+
+def start_mlflow_run(workspace: Workspace, config: RunConfig, *, domain: str, run_name: str, tags: dict[str, str]) -> str:
+    """Create the run in the domain's experiment, log the configuration, return the run id."""
+    configure_mlflow(workspace, config.tracking)
+    mlflow.set_experiment(f"{config.tracking.experiment_prefix}{domain}")
+    with mlflow.start_run(run_name=run_name, tags=tags) as active:
+        log_config(config)
+        return active.info.run_id
+
+
+@contextmanager
+def resumed_mlflow_run(run: RunContext, config: RunConfig) -> Iterator[mlflow.ActiveRun]:
+    """Reopen the pipeline's MLflow run for the duration of one step."""
+    configure_mlflow(Workspace(Path(run.workspace_root)), config.tracking)
+    with mlflow.start_run(run_id=run.mlflow_run_id) as active:
+        yield active

@@ -1,0 +1,1 @@
+"""Steps that train: the teacher on a source domain, the student by distillation."""
