@@ -175,9 +175,9 @@ def teacher_train(session: Session, domain: str, data_source: str, sha256: str |
 @workspace_options
 def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec: str, stem: str | None) -> None:
     """Register existing teacher weights (safetensors or torch weights_only; never pickle)."""
+    classes = _parse_classes(classes_spec)
     from fourds.registry import configure_mlflow, import_teacher
 
-    classes = _parse_classes(classes_spec)
     workspace = session.workspace.ensure()
     configure_mlflow(workspace, session.config.tracking)
     version = import_teacher(weights_file, arch=arch, classes=classes, stem=stem or session.config.model.stem,
