@@ -35,6 +35,8 @@ class IngestedDomain(BaseModel):
     data_md5: str
     """DVC md5 of the whole data folder (what ``data.dvc`` records)."""
     git_revision: str | None
+    """HEAD of the git repository holding the workspace (and ``data.dvc``); None outside git."""
+    data_dvc_dirty: bool | None = None
     source: str
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from zenml import step
 
 from fourds.config import RunConfig
-from fourds.data import ingest_domain
+from fourds.data.ingest import ingest_domain
 from fourds.workspace import Workspace
 from steps.artifacts import IngestedDomain, RunContext
 
@@ -36,5 +36,6 @@ def ingest_data(
         domain_md5=result.domain_md5,
         data_md5=result.data_md5,
         git_revision=result.git_revision,
+        data_dvc_dirty=result.data_dvc_dirty,
         source=str(result.source),
     )

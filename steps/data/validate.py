@@ -9,7 +9,7 @@ import mlflow
 from zenml import step
 
 from fourds.config import RunConfig
-from fourds.data import read_image_table, validate_table
+from fourds.data.validation import validate_domain
 from steps.artifacts import IngestedDomain, RunContext, TeacherWeights, ValidationSummary
 from steps.tracking.mlflow_run import resumed_mlflow_run
 
@@ -18,24 +18,22 @@ from steps.tracking.mlflow_run import resumed_mlflow_run
 def validate_data(
     config: RunConfig, run: RunContext, ingested: IngestedDomain, teacher: TeacherWeights | None = None
 ) -> Annotated[ValidationSummary, "validation"]:
-    """Labels are checked against the teacher's class list when there is a teacher, else the domain's own."""
+    """Labels are checked against the teacher's class list when there is a teacher, else the domain's own.
+
+    The report is logged to MLflow before a failure is raised, so a failed run keeps it.
+    """
     classes = teacher.classes if teacher is not None else ingested.classes
     report_dir = Path(run.run_dir) / "validation"
     with resumed_mlflow_run(run, config):
-        report = validate_table(
-            read_image_table(Path(ingested.table_path)),
-            Path(ingested.images_dir),
-            classes,
-            config.validation,
-            report_dir,
-            domain_classes=ingested.classes,
-        )
+        report = validate_domain(Path(ingested.domain_dir), classes, config.validation, report_dir)
         mlflow.set_tag("fourds.gx_success", str(report.success).lower())
+        mlflow.log_metrics({f"validation/{name}": float(value) for name, value in report.statistics.items()
+                            if isinstance(value, int | float)})
         mlflow.log_artifacts(str(report_dir), artifact_path="validation")
         report.raise_for_failure()
     return ValidationSummary(
         success=report.success,
         results_json=str(report.results_json),
-        html_report=str(report.html_report) if report.html_report else None,
+        html_report=str(report.html_report),
         statistics=dict(report.statistics),
     )

@@ -1,0 +1,37 @@
+"""The train/val/test datasets of an ingested domain, as every training and evaluation step builds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from fourds.config import RunConfig
+from fourds.data.datasets import ImageTableDataset, build_transforms
+from fourds.data.table import labelled_subset, read_image_table
+from steps.artifacts import IngestedDomain
+
+
+@dataclass
+class DomainSplits:
+    train: Dataset
+    """The labelled training images (the configured label budget of the train split)."""
+    val: Dataset
+    test: Dataset
+
+
+def domain_splits(ingested: IngestedDomain, config: RunConfig, classes: list[str]) -> DomainSplits:
+    """Labels index ``classes`` (the teacher's class list when distilling)."""
+    table = read_image_table(Path(ingested.table_path))
+    images_dir = Path(ingested.images_dir)
+    train_transform = build_transforms(config.data, train=True)
+    eval_transform = build_transforms(config.data, train=False)
+    labelled = labelled_subset(table, config.data.label_budget, config.data.budget_seed, split="train")
+    return DomainSplits(
+        train=ImageTableDataset(images_dir, labelled, classes, train_transform),
+        val=ImageTableDataset(images_dir, table[table["split"] == "val"].reset_index(drop=True), classes, eval_transform),
+        test=ImageTableDataset(
+            images_dir, table[table["split"] == "test"].reset_index(drop=True), classes, eval_transform
+        ),
+    )
