@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Create a virtual environment from requirements.lock and install fourds into it.
-# Usage: bash scripts/setup_env.sh [VENV_DIR]
+# Create a virtual environment from a lock file and install fourds into it.
+# Usage: bash scripts/setup_env.sh [VENV_DIR] [LOCK_FILE]
+#   LOCK_FILE defaults to requirements.lock; requirements-kubeflow.lock adds the Kubeflow extra.
 set -euo pipefail
 venv="${1:-.venv}"
+lock="${2:-requirements.lock}"
 cd "$(dirname "$0")/.."
 
 python_bin="${PYTHON:-python3.11}"
@@ -16,6 +18,6 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 uv venv --quiet --allow-existing -p "$python_bin" "$venv"
-uv pip install --quiet -p "$venv/bin/python" -r requirements.lock
+uv pip install --quiet -p "$venv/bin/python" -r "$lock"
 uv pip install --quiet -p "$venv/bin/python" --no-deps -e .
 echo "environment ready: $venv (activate with: source $venv/bin/activate)"
