@@ -8,7 +8,7 @@ import pytest
 from zenml import pipeline, step
 from zenml.enums import ExecutionMode
 
-from fourds.config import ConfigError
+from fourds.config import ConfigError, RunConfig, load_config
 from pipelines.launch import PipelineRunFailed, launch, new_run_name, zenml_run_options
 
 pytestmark = pytest.mark.slow
@@ -33,6 +33,23 @@ def double(count: int) -> Annotated[int, "doubled"]:
 @pipeline(name="fourds_launch_probe", enable_cache=False, execution_mode=ExecutionMode.FAIL_FAST)
 def probe_pipeline(number: int) -> None:
     double(count_images(number))
+
+
+@step(enable_cache=False)
+def hash_config(config: RunConfig) -> Annotated[str, "config_hash"]:
+    return config.config_hash()
+
+
+@pipeline(name="fourds_config_probe", enable_cache=False)
+def config_probe_pipeline(config: RunConfig) -> None:
+    hash_config(config)
+
+
+def test_run_config_reaches_steps_unchanged(zenml_store):
+    config = load_config(overrides={"method": "kd", "data": {"mean": [0.5, 0.5, 0.5], "label_budget": 10}})
+    outcome = launch(config_probe_pipeline, run_name=new_run_name("probe", "config"), params={"config": config})
+
+    assert outcome.outputs["config_hash"] == config.config_hash()
 
 
 def test_successful_run_reports_outputs_and_step_times(zenml_store):
