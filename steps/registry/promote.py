@@ -1,0 +1,28 @@
+"""Apply the promotion policy: ``champion`` moves only when the new version passes every gate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from zenml import log_metadata, step
+
+from fourds.config import RunConfig
+from fourds.registry import promote_if_better
+from steps.artifacts import PromotionOutcome, RegisteredVersion, RunContext
+from steps.tracking.mlflow_run import resumed_mlflow_run
+
+
+@step(enable_cache=False)
+def promote_student(
+    config: RunConfig, run: RunContext, registered: RegisteredVersion
+) -> Annotated[PromotionOutcome, "promotion"]:
+    with resumed_mlflow_run(run, config):
+        decision = promote_if_better(registered.model_name, registered.version, config)
+    log_metadata(metadata={"promoted": decision.promoted, "promotion_reason": decision.reason}, infer_model=True)
+    return PromotionOutcome(
+        model_name=registered.model_name,
+        version=registered.version,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        champion_version=decision.champion_version,
+    )
