@@ -1,0 +1,82 @@
+"""Torch datasets over a per-image table, and the transforms that ``DataConfig`` describes.
+
+Images are opened lazily, one per ``__getitem__``, and converted to RGB so that
+grayscale domains (digits) feed the same 3-channel networks as colour ones.
+Label indices are positions in the TEACHER's class list, so teacher and student logits
+mean the same classes whatever the domain's own folder order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+
+from fourds.config import DataConfig
+
+
+class ImageTableDataset(Dataset):
+    """``(image tensor, label index)`` for each row of an image table (paths relative to ``images_dir``)."""
+
+    def __init__(
+        self,
+        images_dir: str | Path,
+        table: pd.DataFrame,
+        classes: list[str],
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    ) -> None:
+        self.images_dir = Path(images_dir)
+        self.classes = list(classes)
+        self.transform = transform
+        for column in ("path", "label"):
+            if column not in table.columns:
+                raise ValueError(f"image table has no {column!r} column (columns: {', '.join(map(str, table.columns))})")
+        index_of = {name: position for position, name in enumerate(self.classes)}
+        labels = table["label"].astype(str)
+        unknown = sorted(set(labels) - set(index_of))
+        if unknown:
+            first_path = table.loc[labels == unknown[0], "path"].iloc[0]
+            raise ValueError(
+                f"label(s) {', '.join(map(repr, unknown))} not in the teacher's class list {self.classes} "
+                f"(e.g. {first_path} in {self.images_dir})"
+            )
+        self.paths: list[str] = table["path"].astype(str).tolist()
+        self.targets: list[int] = [index_of[label] for label in labels]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path = self.images_dir / self.paths[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+
+def build_transforms(config: DataConfig, train: bool) -> T.Compose:
+    """Resize, crop (random with padding and optional flip in training, centred in evaluation), normalise.
+
+    When no resize margin is left (``resize_size`` is None or equals ``image_size``, as for
+    32px digits), the training crop pads by ``image_size // 8`` so images still get shifted.
+    """
+    resize = config.resize_size or config.image_size
+    if resize < config.image_size:
+        raise ValueError(
+            f"data.resize_size ({config.resize_size}) must be >= data.image_size ({config.image_size}), "
+            "or None to resize straight to image_size"
+        )
+    steps: list[Callable] = [T.Resize(resize)]
+    if train and config.random_crop:
+        padding = config.image_size // 8 if resize == config.image_size else 0
+        steps.append(T.RandomCrop(config.image_size, padding=padding))
+    else:
+        steps.append(T.CenterCrop(config.image_size))
+    if train and config.horizontal_flip:
+        steps.append(T.RandomHorizontalFlip())
+    steps += [T.ToTensor(), T.Normalize(config.mean, config.std)]
+    return T.Compose(steps)
