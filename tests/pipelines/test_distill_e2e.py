@@ -1,0 +1,222 @@
+"""Both pipelines end to end on the real local stack: ZenML local store, MLflow on SQLite,
+DVC, Great Expectations and onnxruntime, on tiny generated data. Nothing is mocked.
+
+One workspace serves the whole module (ZenML and MLflow start-up dominate a tiny run):
+a teacher is trained and registered, a first student is distilled and becomes champion;
+later tests add a weaker run and a run whose data fails validation.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from fourds.config import RunConfig, load_config
+from fourds.lineage.record import LineageRecord
+from fourds.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+# Three flat colours with pixel noise: learnable in a handful of steps, so the first
+# student is clearly better than chance. The target domain is darker and noisier.
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
+IMAGES_PER_CLASS = 24
+
+TINY = {
+    "method": "4ds",
+    "model": {"teacher_arch": "resnet18", "student_arch": "resnet18", "stem": "imagenet"},
+    "data": {
+        "image_size": 32,
+        "resize_size": None,
+        "random_crop": False,
+        "horizontal_flip": False,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+        "val_fraction": 0.2,
+        "test_fraction": 0.3,
+        "batch_size": 8,
+        "eval_batch_size": 64,
+    },
+    "train": {"max_steps": 8, "progress": False, "device": "cpu"},
+    "teacher_train": {"max_steps": 8, "progress": False, "device": "cpu"},
+    "export": {"latency_batch_sizes": [1], "latency_repeats": 2},
+}
+
+# The weaker second run: the same pipeline and data, but the student's learning rate is
+# so small that it keeps its random initialisation (chance level, 1/3), while the first
+# student learnt the colours. Training is seeded and deterministic, so this is repeatable;
+# the test checks the premise (lower accuracy) before checking the aliases.
+FROZEN_STUDENT = {"train": {"optimizers": {"student": {"name": "sgd", "lr": 1.0e-9}}}}
+
+
+@dataclass
+class Stack:
+    workspace: Workspace
+    config: RunConfig
+    sources: dict[str, Path]
+    teacher_outcome: object
+    first_outcome: object
+
+    @property
+    def student_model(self) -> str:
+        return self.first_outcome.outputs["registered_version"].model_name
+
+    def mlflow(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.workspace.tracking_uri(), registry_uri=self.workspace.tracking_uri())
+
+
+def write_colour_domain(folder: Path, *, brightness: float, noise: float, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    for name, rgb in COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for index in range(IMAGES_PER_CLASS):
+            pixels = np.array(rgb, dtype=np.float32) * brightness + rng.normal(0, noise, (32, 32, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / name / f"{index:03d}.png")
+    return folder
+
+
+def git_init(folder: Path) -> None:
+    """The workspace is a git repository, as a project checkout is: data lineage records its revision."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "-c", "user.name=fourds-test", "-c", "user.email=test@fourds.invalid",
+         "commit", "-q", "--allow-empty", "-m", "workspace"],
+    ):
+        subprocess.run(command, cwd=folder, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def stack(zenml_store, tmp_path_factory, monkeypatch_module) -> Stack:
+    from pipelines.distill import run_distill
+    from pipelines.train_teacher import run_train_teacher
+
+    root = tmp_path_factory.mktemp("e2e")
+    monkeypatch_module.delenv("MLFLOW_TRACKING_URI", raising=False)
+    workspace = Workspace(root / "workspace")
+    git_init(workspace.root)
+    workspace.ensure()
+    sources = {
+        "source": write_colour_domain(root / "sources" / "source", brightness=1.0, noise=12, seed=1),
+        "target": write_colour_domain(root / "sources" / "target", brightness=0.6, noise=25, seed=2),
+    }
+    config = load_config(overrides=TINY)
+    teacher_outcome = run_train_teacher(config, domain="colours-source", data_source=str(sources["source"]),
+                                        workspace=workspace)
+    teacher = teacher_outcome.outputs["registered_teacher"]
+    first_outcome = run_distill(config, domain="colours", data_source=str(sources["target"]), workspace=workspace,
+                                teacher=f"{teacher.model_name}/{teacher.version}")
+    return Stack(workspace, config, sources, teacher_outcome, first_outcome)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_teacher_is_registered_with_its_classes_and_data_md5(stack):
+    registered = stack.teacher_outcome.outputs["registered_teacher"]
+    ingested = stack.teacher_outcome.outputs["ingested_domain"]
+    version = stack.mlflow().get_model_version(registered.model_name, registered.version)
+
+    assert registered.model_name == "fourds-teacher"
+    tags = version.tags
+    assert ingested.domain_md5 in tags.values()
+    assert any(sorted(COLOURS) == sorted(value.split(",")) or all(c in value for c in COLOURS)
+               for value in tags.values())
+
+
+def test_student_version_carries_every_lineage_fact(stack):
+    outputs = stack.first_outcome.outputs
+    registered = outputs["registered_version"]
+    tags = stack.mlflow().get_model_version(registered.model_name, registered.version).tags
+    lineage = LineageRecord.from_tags(tags)
+    ingested = outputs["ingested_domain"]
+    teacher = stack.teacher_outcome.outputs["registered_teacher"]
+
+    assert lineage.missing() == []
+    assert lineage.data_domain_md5 == ingested.domain_md5
+    assert lineage.data_md5 == ingested.data_md5
+    assert lineage.data_git_revision == ingested.git_revision is not None
+    assert (lineage.teacher_model_name, lineage.teacher_version) == (teacher.model_name, teacher.version)
+    assert lineage.teacher_data_md5 == stack.teacher_outcome.outputs["ingested_domain"].domain_md5
+    assert lineage.code_commit and lineage.code_commit != "unknown"
+    assert lineage.config_hash == stack.config.config_hash()
+    assert lineage.zenml_run_id == stack.first_outcome.run_id
+    assert lineage.gx_success is True
+    assert lineage.onnx_sha256 == outputs["onnx_model"].sha256
+    assert lineage.metric("test/student/accuracy") == outputs["evaluation"].metrics["test/student/accuracy"]
+
+
+def test_onnx_file_reproduces_the_pytorch_student(stack):
+    from fourds.models import load_classifier
+
+    outputs = stack.first_outcome.outputs
+    student, _ = load_classifier(outputs["trained_models"].weights["student"])
+    images = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = student.eval()(images).numpy()
+    session = onnxruntime.InferenceSession(outputs["onnx_model"].path, providers=["CPUExecutionProvider"])
+    actual = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+
+    assert np.abs(actual - expected).max() <= stack.config.promotion.max_parity_abs_diff
+
+
+def test_first_student_is_champion_and_beats_chance(stack):
+    promotion = stack.first_outcome.outputs["promotion"]
+    accuracy = stack.first_outcome.outputs["evaluation"].metrics["test/student/accuracy"]
+    champion = stack.mlflow().get_model_version_by_alias(stack.student_model, "champion")
+
+    assert promotion.promoted
+    assert champion.version == stack.first_outcome.outputs["registered_version"].version
+    assert accuracy > 1 / len(COLOURS) + 0.2
+
+
+def test_weaker_second_run_becomes_challenger_not_champion(stack):
+    from pipelines.distill import run_distill
+
+    first = stack.first_outcome.outputs
+    weaker_config = load_config(overrides={**TINY, **FROZEN_STUDENT})
+    second = run_distill(weaker_config, domain="colours", data_source=str(stack.sources["target"]),
+                         workspace=stack.workspace, teacher=first["teacher"].registered_name)
+    client = stack.mlflow()
+
+    first_accuracy = first["evaluation"].metrics["test/student/accuracy"]
+    second_accuracy = second.outputs["evaluation"].metrics["test/student/accuracy"]
+    assert second_accuracy < first_accuracy, "premise: the frozen student must score lower"
+    assert not second.outputs["promotion"].promoted
+    second_version = second.outputs["registered_version"].version
+    assert client.get_model_version_by_alias(stack.student_model, "challenger").version == second_version
+    assert client.get_model_version_by_alias(stack.student_model, "champion").version == (
+        first["registered_version"].version
+    )
+
+
+def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
+    from pipelines.distill import run_distill
+    from pipelines.launch import PipelineRunFailed
+
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(stack.sources["target"]), str(broken)], check=True)
+    (broken / "red" / "005.png").write_bytes(b"this is not a PNG file")
+    client = stack.mlflow()
+    versions_before = {v.version for v in client.search_model_versions(f"name='{stack.student_model}'")}
+
+    with pytest.raises(PipelineRunFailed) as failure:
+        run_distill(stack.config, domain="colours", data_source=str(broken), workspace=stack.workspace,
+                    teacher="fourds-teacher")
+
+    assert failure.value.step == "validate_data"
+    assert "red/005.png" in str(failure.value)
+    versions_after = {v.version for v in client.search_model_versions(f"name='{stack.student_model}'")}
+    assert versions_after == versions_before
