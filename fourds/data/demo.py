@@ -11,18 +11,14 @@ PNG files, so the DVC md5 of an ingested demo domain is reproducible.
 from __future__ import annotations
 
 import colorsys
-import tempfile
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fourds.data.ingest import IngestResult, ingest_domain
-from fourds.workspace import Workspace
-
 DEMO_CLASSES = [str(digit) for digit in range(10)]
-DEMO_DOMAIN_NAMES = {"source": "demo-source", "target": "demo-target"}
 _SUPERSAMPLING = 4  # draw large, then downscale: smooth edges at 16-32 px
 
 
@@ -59,7 +55,10 @@ _STYLES = {
 def generate_demo_domains(
     out_dir: Path, *, images_per_class: int = 60, image_size: int = 32, seed: int = 0
 ) -> dict[str, Path]:
-    """Write ``out_dir/source/<digit>/<n>.png`` and ``out_dir/target/<digit>/<n>.png``; returns both folders."""
+    """Write ``out_dir/source/<digit>/<n>.png`` and ``out_dir/target/<digit>/<n>.png``; returns both folders.
+
+    Both folders are replaced if they exist, so a smaller second run leaves no stale images.
+    """
     if images_per_class < 1:
         raise ValueError(f"images_per_class must be >= 1, got {images_per_class}")
     if image_size < 8:
@@ -70,6 +69,7 @@ def generate_demo_domains(
     for domain_index, (domain, style) in enumerate(_STYLES.items()):
         fonts = [fonts_dir / name for name in style.fonts]
         domain_dir = out_dir / domain
+        shutil.rmtree(domain_dir, ignore_errors=True)
         for digit in DEMO_CLASSES:
             class_dir = domain_dir / digit
             class_dir.mkdir(parents=True, exist_ok=True)
@@ -80,20 +80,6 @@ def generate_demo_domains(
                 image.save(class_dir / f"{index:04d}.png", optimize=False)
         folders[domain] = domain_dir
     return folders
-
-
-def ingest_demo_domains(
-    workspace: Workspace, *, images_per_class: int = 60, image_size: int = 32, seed: int = 0, progress: bool = True
-) -> dict[str, IngestResult]:
-    """Generate the demo pair and ingest it as ``demo-source`` and ``demo-target`` (keys: source, target)."""
-    with tempfile.TemporaryDirectory(prefix="fourds-demo-") as scratch:
-        folders = generate_demo_domains(
-            Path(scratch), images_per_class=images_per_class, image_size=image_size, seed=seed
-        )
-        return {
-            role: ingest_domain(folder, DEMO_DOMAIN_NAMES[role], workspace, progress=progress)
-            for role, folder in folders.items()
-        }
 
 
 def _render_digit(digit: str, style: _Style, fonts: list[Path], size: int, rng: np.random.Generator) -> Image.Image:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
+ARCHIVE_SUFFIXES = frozenset({".gz", ".tgz", ".tar", ".zip", ".bz2", ".xz"})
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "label")
 URL_TIMEOUT_SECONDS = 60
@@ -89,6 +90,8 @@ def list_source(path: Path, unpack_dir: Path, *, source: str | Path | None = Non
         return _list_folder_or_manifest(_descend_wrapper_folders(root), shown)
     if path.suffix.lower() == ".csv":
         return read_manifest(path, shown=shown)
+    if path.suffix.lower() in ARCHIVE_SUFFIXES:
+        raise DataSourceError(f"{shown}: not a valid tar or zip archive (cannot read its header)")
     raise DataSourceError(
         f"{shown}: unsupported source format (expected an image folder, a .csv manifest, or a .tar.gz/.tar/.zip archive)"
     )

@@ -169,8 +169,9 @@ def labelled_subset(
     ``budget``: None = all; a float in (0, 1] = that fraction of every class (rounded,
     at least 2 per class when the class has 2); an int >= 1 = that many per class (all of
     a smaller class). Images are ranked per class by a hash of (seed, content, path), so
-    a subset depends only on the seed and the images themselves: a larger budget keeps
-    every image of a smaller one, and adding images elsewhere changes nothing.
+    a subset depends only on the seed and the images themselves, not on row order: a
+    larger budget keeps every image of a smaller one, and adding images to one class
+    leaves the other classes' subsets unchanged.
     """
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
