@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import logging
 import os
 import sys
 import time
@@ -42,6 +43,7 @@ class Session:
     workspace: Workspace
     config: RunConfig
     config_file: Path | None
+    debug: bool = False
 
 
 def workspace_options(command):
@@ -64,19 +66,17 @@ def workspace_options(command):
     @click.option("--debug", is_flag=True, help="Show Python tracebacks of errors.")
     @functools.wraps(command)
     def wrapper(workspace_dir: Path | None, config_file: Path | None, debug: bool, **kwargs):
-        kwargs["session"] = open_session(workspace_dir, config_file)
+        kwargs["session"] = open_session(workspace_dir, config_file, debug=debug)
         return command(**kwargs)
 
     return wrapper
 
 
-def open_session(workspace_dir: Path | None, config_file: Path | None, default_config: Path | None = None) -> Session:
+def open_session(workspace_dir: Path | None, config_file: Path | None, *, debug: bool = False) -> Session:
     workspace = Workspace(workspace_dir.resolve()) if workspace_dir else Workspace.default()
     if workspace.root.exists() and not workspace.root.is_dir():
         raise UsageProblem(f"workspace {workspace.root} is not a folder")
-    config_file = config_file or default_config
-    config = load_config(config_file)
-    return Session(workspace=workspace, config=config, config_file=config_file)
+    return Session(workspace=workspace, config=load_config(config_file), config_file=config_file, debug=debug)
 
 
 def use_workspace_zenml_store(workspace: Workspace) -> None:
@@ -128,7 +128,7 @@ def demo(session: Session, images_per_class: int) -> None:
     if session.config_file is None:
         if not DEMO_CONFIG.is_file():
             raise UsageProblem(f"the demo configuration {DEMO_CONFIG} is missing: pass --config FILE")
-        session = open_session(session.workspace.root, DEMO_CONFIG)
+        session = open_session(session.workspace.root, DEMO_CONFIG, debug=session.debug)
     from fourds.data import generate_demo_domains
 
     started = time.perf_counter()
@@ -255,9 +255,10 @@ def rollback(session: Session, model_name: str, reason: str, who: str | None) ->
 
 def _run_teacher_pipeline(session: Session, **params):
     use_workspace_zenml_store(session.workspace)
-    from pipelines.train_teacher import run_train_teacher
     from pipelines.launch import zenml_run_options
+    from pipelines.train_teacher import run_train_teacher
 
+    _hide_tracebacks_in_logs(unless=session.debug)
     return run_train_teacher(session.config, workspace=session.workspace.ensure(),
                              zenml_options=zenml_run_options(session.config_file), **params)
 
@@ -267,8 +268,25 @@ def _run_distill_pipeline(session: Session, **params):
     from pipelines.distill import run_distill
     from pipelines.launch import zenml_run_options
 
+    _hide_tracebacks_in_logs(unless=session.debug)
     return run_distill(session.config, workspace=session.workspace.ensure(),
                        zenml_options=zenml_run_options(session.config_file), **params)
+
+
+class _WithoutTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _hide_tracebacks_in_logs(*, unless: bool) -> None:
+    """ZenML logs a failed step's traceback; the user gets the one-line error instead (``--debug`` keeps it)."""
+    if unless:
+        return
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, _WithoutTraceback) for existing in handler.filters):
+            handler.addFilter(_WithoutTraceback())
 
 
 def _parse_classes(spec: str) -> list[str]:
