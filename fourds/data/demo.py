@@ -107,7 +107,7 @@ def _render_digit(digit: str, style: _Style, fonts: list[Path], size: int, rng: 
     if style.noise_std:
         pixels = pixels + rng.normal(0.0, style.noise_std, pixels.shape)
     pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-    return Image.fromarray(pixels, "RGB") if style.colour else Image.fromarray(pixels[..., 0], "L")
+    return Image.fromarray(pixels) if style.colour else Image.fromarray(pixels[..., 0])
 
 
 def _contrasting_colours(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
