@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,8 @@ def validate_data(
 
     The report is logged to MLflow before a failure is raised, so a failed run keeps it.
     """
+    # GX logs each of its internal registrations at INFO, which ZenML's root level shows.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     classes = teacher.classes if teacher is not None else ingested.classes
     report_dir = Path(run.run_dir) / "validation"
     with resumed_mlflow_run(run, config):

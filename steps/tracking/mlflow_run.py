@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 
 from fourds.config import RunConfig
-from fourds.registry import configure_mlflow, log_config
+from fourds.registry.tracking import configure_mlflow, experiment_for_domain, log_config
 from fourds.workspace import Workspace
 from steps.artifacts import RunContext
 
@@ -22,7 +22,7 @@ from steps.artifacts import RunContext
 def start_mlflow_run(workspace: Workspace, config: RunConfig, *, domain: str, run_name: str, tags: dict[str, str]) -> str:
     """Create the run in the domain's experiment, log the configuration, return the run id."""
     configure_mlflow(workspace, config.tracking)
-    mlflow.set_experiment(f"{config.tracking.experiment_prefix}{domain}")
+    experiment_for_domain(domain, config.tracking, workspace=workspace)
     with mlflow.start_run(run_name=run_name, tags=tags) as active:
         log_config(config)
         return active.info.run_id

@@ -9,7 +9,7 @@ from zenml import step
 
 from fourds.config import RunConfig
 from fourds.models import load_classifier, save_classifier
-from fourds.registry import MlflowMetricsCallback
+from fourds.registry.tracking import MlflowMetricsCallback
 from fourds.training.recipes import distill
 from steps.artifacts import IngestedDomain, RunContext, TeacherWeights, TrainedModels, ValidationSummary
 from steps.data.datasets import domain_splits

@@ -9,7 +9,7 @@ from zenml import step
 
 from fourds.config import RunConfig
 from fourds.models import save_classifier
-from fourds.registry import MlflowMetricsCallback
+from fourds.registry.tracking import MlflowMetricsCallback
 from fourds.training.recipes import train_teacher
 from steps.artifacts import IngestedDomain, RunContext, TrainedModels, ValidationSummary
 from steps.data.datasets import domain_splits
