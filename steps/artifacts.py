@@ -74,6 +74,8 @@ class TrainedModels(BaseModel):
     wall_seconds: float
     images_per_second: float | None = None
     final_metrics: dict[str, float] = Field(default_factory=dict)
+    extra_test_metrics: dict[str, float] = Field(default_factory=dict)
+    """Test metrics of networks that exist only inside the training step (the 4Ds adapted teacher)."""
 
 
 class EvaluationSummary(BaseModel):

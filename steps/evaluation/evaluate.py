@@ -36,7 +36,7 @@ def evaluate_models(
     report_dir = Path(run.run_dir) / "evaluation"
     device = select_device(config.train.device)
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = dict(trained.extra_test_metrics)
     per_class: dict[str, dict[str, float]] = {}
     report_files: list[str] = []
     for role, path in weights.items():

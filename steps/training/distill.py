@@ -8,6 +8,8 @@ from typing import Annotated
 from zenml import step
 
 from fourds.config import RunConfig
+from fourds.devices import select_device
+from fourds.evaluation.metrics import evaluate_classifier
 from fourds.models import load_classifier, save_classifier
 from fourds.registry.tracking import MlflowMetricsCallback
 from fourds.training.recipes import distill
@@ -37,18 +39,31 @@ def distill_student(
             splits.val,
             num_classes=len(teacher.classes),
             callbacks=[MlflowMetricsCallback()],
-            checkpoint_dir=run_dir / "checkpoints" / "distill",
+            checkpoint_dir=run_dir / "checkpoints",
         )
-    weights = {"student": run_dir / "student.safetensors"}
-    save_classifier(result.student, weights["student"], arch=config.model.student_arch, classes=teacher.classes,
-                    stem=config.model.stem, metadata={"method": config.method, "domain": ingested.name})
+    files = {"student": (result.student, config.model.student_arch)}
+    if result.finetuned_teacher is not None:
+        files["finetuned_teacher"] = (result.finetuned_teacher, config.model.teacher_arch)
+    for role, (model, arch) in files.items():
+        save_classifier(model, run_dir / f"{role}.safetensors", arch=arch, classes=teacher.classes,
+                        stem=config.model.stem, metadata={"method": config.method, "domain": ingested.name})
+
+    # The 4Ds adapted teacher exists only here (a teacher with adapters, not a classifier
+    # file), so its one test evaluation happens here too.
+    extra_test_metrics = {}
+    if result.adapted_teacher is not None:
+        extra_test_metrics = evaluate_classifier(
+            result.adapted_teacher, splits.test, teacher.classes, batch_size=config.data.eval_batch_size,
+            device=select_device(config.train.device),
+        ).to_metrics(prefix="test/adapted_teacher/")
     return TrainedModels(
-        weights={role: str(path) for role, path in weights.items()},
-        arch={"student": config.model.student_arch},
+        weights={role: str(run_dir / f"{role}.safetensors") for role in files},
+        arch={role: arch for role, (_, arch) in files.items()},
         classes=teacher.classes,
         stem=config.model.stem,
         method=config.method,
         wall_seconds=result.wall_seconds,
         images_per_second=result.images_per_second,
         final_metrics=dict(result.metrics),
+        extra_test_metrics=extra_test_metrics,
     )
