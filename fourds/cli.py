@@ -350,6 +350,11 @@ def _format_cell(value) -> str:
     return str(value)
 
 
+# --- commands defined beside their library code (they attach themselves to `cli`) ---------
+
+import fourds.operations.cli_commands  # noqa: E402,F401  (watch, lineage)
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 
@@ -364,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="fourds", standalone_mode=False)
+        # Without standalone mode, click returns the code of a raised click.exceptions.Exit.
+        exit_code = cli.main(args=args, prog_name="fourds", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -384,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"error: {_describe(exc)}", err=True)
         sys.exit(_exit_code(exc))
-    sys.exit(0)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)
 
 
 def _describe(exc: BaseException) -> str:

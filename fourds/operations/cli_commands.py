@@ -1,0 +1,74 @@
+"""The operations commands of the ``fourds`` CLI: ``watch`` and ``lineage``.
+
+They live here, beside the library code they drive, and attach themselves to the
+``fourds`` click group when ``fourds.cli`` imports this module. Exit codes beyond the
+CLI's usual 0/1/2 are returned through ``click.exceptions.Exit``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fourds.cli import Session, UsageProblem, _run_distill_pipeline, cli, workspace_options
+from fourds.operations import watch as watching
+
+
+@cli.command()
+@click.option("--source", "source_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="FOURDS_WATCH_SOURCE", show_envvar=True,
+              help="Folder of domain folders (<domain>/<class>/<file>). "
+                   "Default: the workspace's DVC-tracked data folder (data/domains/<domain>).")
+@click.option("--teacher", "teacher_ref", default=None,
+              help="Teacher for every run: NAME@ALIAS, NAME/VERSION or a version. Default: the latest registered.")
+@click.option("--exclude", multiple=True, metavar="DOMAIN",
+              help="A domain never to distil (e.g. the teacher's own source domain). Repeatable.")
+@click.option("--dry-run", is_flag=True, help="List what would run; run nothing, change nothing.")
+@workspace_options
+def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, exclude: tuple[str, ...],
+          dry_run: bool) -> None:
+    """One pass: distil every new domain and every domain whose data changed, one at a time.
+
+    Compares each domain's DVC md5 with the one of its last successful run. Meant for
+    cron or a systemd timer (docs/OPERATIONS.md). Exit codes: 0 nothing to do or every
+    run succeeded; 1 a run failed or a domain folder is invalid; 2 usage error;
+    3 another watcher is running on this workspace (nothing was done).
+    """
+    workspace = session.workspace
+    source = source_dir or workspace.data_dir
+    if not source.is_dir():
+        raise UsageProblem(f"--source {source}: no such folder")
+    if dry_run:
+        plan = watching.plan_watch(source, workspace, exclude)
+        _print_plan(plan)
+        click.echo(f"dry run: {len(plan.due)} domain(s) would be distilled; nothing was run")
+        return
+
+    def run_distill_for(domain: watching.WatchedDomain) -> watching.RunSummary:
+        outcome = _run_distill_pipeline(session, domain=domain.name, data_source=str(domain.folder),
+                                        teacher=teacher_ref)
+        registered = outcome.outputs.get("registered_version")
+        promotion = outcome.outputs.get("promotion")
+        return watching.RunSummary(run_name=outcome.run_name,
+                                   model_version=registered.version if registered else None,
+                                   promoted=promotion.promoted if promotion else None)
+
+    try:
+        with watching.watch_lock(workspace.ensure()):
+            plan = watching.plan_watch(source, workspace, exclude)
+            _print_plan(plan)
+            report = watching.run_watch(plan, workspace, run_distill_for, echo=click.echo)
+    except watching.WatchLocked as locked:
+        click.echo(f"error: {locked}", err=True)
+        raise click.exceptions.Exit(watching.EXIT_LOCKED) from None
+    click.echo(watching.summarize(report))
+    if report.exit_code != watching.EXIT_OK:
+        raise click.exceptions.Exit(report.exit_code)
+
+
+def _print_plan(plan: watching.WatchPlan) -> None:
+    kind = "the workspace's DVC-tracked data" if plan.ingested else "a folder of domain folders"
+    click.echo(f"watching {plan.source} ({kind}): {len(plan.decisions)} domain(s)")
+    for decision in plan.decisions:
+        click.echo(f"  {decision.describe()}")
