@@ -193,9 +193,18 @@ def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec
               help="Registered teacher: NAME@ALIAS, NAME/VERSION or a version number; "
                    "or a weights file. Default: the latest registered teacher.")
 @click.option("--sha256", default=None, help="Expected sha256 of a downloaded archive.")
+@click.option("--schedule", "cron", default=None, metavar="CRON",
+              help="Do not run now: schedule runs by cron, e.g. '0 3 * * *' "
+                   "(Kubeflow/Kubernetes stacks; see docs/OPERATIONS.md).")
 @workspace_options
-def distill(session: Session, domain: str, data_source: str, teacher_ref: str | None, sha256: str | None) -> None:
+def distill(session: Session, domain: str, data_source: str, teacher_ref: str | None, sha256: str | None,
+            cron: str | None) -> None:
     """Distil the frozen teacher into a student for DOMAIN; register it and promote if it wins."""
+    if cron:
+        from fourds.operations.cli_commands import schedule_distill
+
+        return schedule_distill(session, domain=domain, data_source=data_source, teacher=teacher_ref,
+                                data_sha256=sha256, cron=cron)
     outcome = _run_distill_pipeline(session, domain=domain, data_source=check_data_source(data_source),
                                     teacher=teacher_ref, data_sha256=sha256)
     _print_distill_result(outcome)

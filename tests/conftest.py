@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,35 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist.tar.gz").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data is only present on project machines)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def zenml_store(tmp_path_factory: pytest.TempPathFactory):
+    """A real ZenML local store in a temporary folder, shared by every test of the session.
+
+    Creating a store costs ZenML tens of seconds (database migrations), so one serves all.
+    """
+    config_dir = tmp_path_factory.mktemp("zenml")
+    previous = os.environ.get("ZENML_CONFIG_PATH")
+    os.environ["ZENML_CONFIG_PATH"] = str(config_dir)
+    _forget_zenml_singletons()
+    from zenml.client import Client
+
+    Client().active_stack_model  # creates the store now, not inside the first test's timing
+    yield config_dir
+    _forget_zenml_singletons()
+    if previous is None:
+        os.environ.pop("ZENML_CONFIG_PATH", None)
+    else:
+        os.environ["ZENML_CONFIG_PATH"] = previous
+
+
+def _forget_zenml_singletons() -> None:
+    """If ZenML was already used in this process, make it re-read ZENML_CONFIG_PATH."""
+    if "zenml.client" not in sys.modules:
+        return
+    from zenml.client import Client
+    from zenml.config.global_config import GlobalConfiguration
+
+    GlobalConfiguration._reset_instance()
+    Client._reset_instance()

@@ -1,4 +1,4 @@
-"""The operations commands of the ``fourds`` CLI: ``watch`` and ``lineage``.
+"""The operations commands of the ``fourds`` CLI: ``watch``, ``lineage`` and ``distill --schedule``.
 
 They live here, beside the library code they drive, and attach themselves to the
 ``fourds`` click group when ``fourds.cli`` imports this module. Exit codes beyond the
@@ -7,11 +7,13 @@ CLI's usual 0/1/2 are returned through ``click.exceptions.Exit``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
+import yaml
 
-from fourds.cli import Session, UsageProblem, _run_distill_pipeline, cli, workspace_options
+from fourds.cli import Session, UsageProblem, _run_distill_pipeline, cli, use_workspace_zenml_store, workspace_options
 from fourds.operations import watch as watching
 
 
@@ -72,3 +74,45 @@ def _print_plan(plan: watching.WatchPlan) -> None:
     click.echo(f"watching {plan.source} ({kind}): {len(plan.decisions)} domain(s)")
     for decision in plan.decisions:
         click.echo(f"  {decision.describe()}")
+
+
+def schedule_distill(session: Session, *, domain: str, data_source: str, teacher: str | None,
+                     data_sha256: str | None, cron: str) -> None:
+    """``fourds distill --schedule CRON``: hand the pipeline to an orchestrator that keeps schedules.
+
+    Each scheduled run reads ``data_source`` when it fires, inside the orchestrator's
+    containers: give a URL or a path mounted there, not a path on this machine.
+    """
+    from fourds.operations.schedules import ScheduleNotSupported, build_schedule, check_stack_can_schedule
+
+    try:
+        schedule = build_schedule(cron, name=f"fourds-distill-{domain}")
+    except ValueError as exc:
+        raise UsageProblem(f"--schedule: {exc}") from None
+    use_workspace_zenml_store(session.workspace)
+    try:
+        orchestrator = check_stack_can_schedule()
+    except ScheduleNotSupported as exc:
+        raise UsageProblem(str(exc)) from None
+
+    from zenml import Model
+
+    from pipelines.distill import distill_pipeline
+    from pipelines.launch import zenml_run_options
+
+    model_name = f"{session.config.tracking.student_model_prefix}{domain}"
+    configured = distill_pipeline.with_options(
+        run_name=f"distill-{domain}-{{date}}-{{time}}",
+        schedule=schedule,
+        model=Model(name=model_name, description=f"{session.config.method} students for the domain '{domain}'"),
+    )
+    params = {"config": session.config, "domain": domain, "data_source": data_source,
+              "workspace_root": str(session.workspace.root), "teacher_ref": teacher, "data_sha256": data_sha256}
+    options = zenml_run_options(session.config_file)
+    with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
+        if options:
+            options_file = Path(folder) / "run_options.yaml"
+            options_file.write_text(yaml.safe_dump(options))
+            configured = configured.with_options(config_path=str(options_file))
+        configured(**params)
+    click.echo(f"scheduled distill of {domain} with cron '{schedule.cron_expression}' on the {orchestrator}")
