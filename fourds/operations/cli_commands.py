@@ -7,6 +7,7 @@ CLI's usual 0/1/2 are returned through ``click.exceptions.Exit``.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -75,6 +76,33 @@ def _print_plan(plan: watching.WatchPlan) -> None:
     for decision in plan.decisions:
         click.echo(f"  {decision.describe()}")
 
+
+@cli.command()
+@click.argument("reference", metavar="MODEL[@ALIAS|/VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="Emit the chain as JSON instead of text.")
+@workspace_options
+def lineage(session: Session, reference: str, as_json: bool) -> None:
+    """The audit chain of a registered model version, every link checked (bare MODEL = MODEL@champion).
+
+    registry version -> MLflow run -> ZenML run and steps -> data (DVC md5s, git revision,
+    table hash) -> validation -> teacher and its data -> code and config -> ONNX (re-hashed).
+    Exit codes: 0 every link present and consistent; 1 a link is missing or inconsistent;
+    2 no such model version.
+    """
+    workspace = session.workspace
+    uri = workspace.tracking_uri(session.config.tracking.tracking_uri)
+    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+        raise UsageProblem(f"no MLflow registry in {workspace.root} ({workspace.mlflow_db} does not exist)")
+    use_workspace_zenml_store(workspace)
+    from fourds.lineage.audit import LineageReferenceError, format_audit, trace_lineage
+
+    try:
+        audit = trace_lineage(reference, workspace, session.config.tracking)
+    except LineageReferenceError as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(json.dumps(audit.as_dict(), indent=2, default=str) if as_json else format_audit(audit))
+    if not audit.complete:
+        raise click.exceptions.Exit(1)
 
 def schedule_distill(session: Session, *, domain: str, data_source: str, teacher: str | None,
                      data_sha256: str | None, cron: str) -> None:

@@ -1,0 +1,416 @@
+"""``fourds lineage``: the audit chain of a registered student, every link checked, none skipped.
+
+Starting from a registry reference (``MODEL``, ``MODEL@ALIAS`` or ``MODEL/VERSION``) the
+audit follows the lineage tags written at registration (:class:`LineageRecord`) and
+checks each against the system that owns the fact:
+
+registry version -> MLflow run -> ZenML run and its steps -> data (DVC md5s, git
+revision, per-image table hash, all re-derived from the DVC cache) -> Great
+Expectations result -> teacher version and the md5 of its training data -> code
+commit and configuration (re-hashed from the run's logged config) -> ONNX file
+(re-hashed from the registry's stored copy).
+
+Each link ends ``ok``, ``missing`` (a fact or a record cannot be found) or ``mismatch``
+(two records disagree). The audit is complete only when every link is ``ok``; notes
+(data changed since, uncommitted code) are reported without failing it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fourds.config import RunConfig, TrackingConfig
+from fourds.lineage.record import LineageRecord
+from fourds.workspace import Workspace
+
+OK, MISSING, MISMATCH = "ok", "missing", "mismatch"
+DEFAULT_ALIAS = "champion"
+CONFIG_ARTIFACT = "config/run_config.yaml"
+
+
+class LineageReferenceError(LookupError):
+    """The model reference given to the audit does not name a registered version."""
+
+
+@dataclass
+class Link:
+    """One link of the chain: what was found, and what is wrong with it."""
+
+    name: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.mismatches:
+            return MISMATCH
+        return MISSING if self.missing else OK
+
+    def require(self, label: str, value: Any) -> Any:
+        """Record ``value`` as a fact, or ``label`` as missing when it is None or empty."""
+        self.facts[label] = value
+        if value is None or value == "":
+            self.missing.append(f"{label} is not recorded")
+        return value
+
+    def compare(self, what: str, recorded: Any, found: Any, where: str) -> None:
+        if recorded is not None and found is not None and str(recorded) != str(found):
+            self.mismatches.append(f"{what}: the lineage tags record {recorded}, {where} has {found}")
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "facts": self.facts, "missing": self.missing,
+                "mismatches": self.mismatches, "notes": self.notes}
+
+
+@dataclass
+class LineageAudit:
+    reference: str
+    model_name: str
+    version: str
+    links: list[Link]
+
+    @property
+    def complete(self) -> bool:
+        return all(link.status == OK for link in self.links)
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference, "model_name": self.model_name, "version": self.version,
+                "complete": self.complete, "links": [link.as_dict() for link in self.links]}
+
+
+def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """``MODEL`` / ``MODEL@ALIAS`` / ``MODEL/VERSION`` -> (model, alias, version); bare MODEL means @champion."""
+    if "@" in reference:
+        model, alias = reference.rsplit("@", 1)
+        version = None
+    elif "/" in reference:
+        model, version = reference.rsplit("/", 1)
+        alias = None
+        if not version.isdigit():
+            raise LineageReferenceError(f"{reference!r}: the version after '/' must be a number")
+    else:
+        model, alias, version = reference, DEFAULT_ALIAS, None
+    if not model or (alias is not None and not alias):
+        raise LineageReferenceError(f"{reference!r}: expected MODEL, MODEL@ALIAS or MODEL/VERSION")
+    return model, alias, version
+
+
+def trace_lineage(reference: str, workspace: Workspace, tracking: TrackingConfig | None = None) -> LineageAudit:
+    """Audit the registered version ``reference`` names; raises :class:`LineageReferenceError` if there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = workspace.tracking_uri((tracking or TrackingConfig()).tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    model_name, alias, version_number = parse_reference(reference)
+    try:
+        version = (client.get_model_version_by_alias(model_name, alias) if alias
+                   else client.get_model_version(model_name, version_number))
+    except MlflowException as exc:
+        raise LineageReferenceError(f"{reference}: no such registered model version in {uri} ({exc.message})") from None
+
+    record = LineageRecord.from_tags(version.tags)
+    links = [
+        registry_link(version, record),
+        mlflow_run_link(client, version, record),
+        zenml_run_link(record),
+        data_link(record, workspace),
+        validation_link(record),
+        teacher_link(client, record),
+        code_link(client, record),
+        onnx_link(client, version, record),
+    ]
+    return LineageAudit(reference=reference, model_name=model_name, version=str(version.version), links=links)
+
+
+# --- the links -----------------------------------------------------------------------------------
+
+
+def registry_link(version, record: LineageRecord) -> Link:
+    link = Link("registry version")
+    link.facts.update(model=version.name, version=str(version.version), aliases=sorted(version.aliases or []),
+                      created=_millis_to_iso(version.creation_timestamp), source=version.source)
+    link.require("domain", record.domain)
+    link.require("method", record.method)
+    listed = version.tags.get("fourds.lineage_missing")
+    if listed:
+        link.missing.append(f"registered without: {listed}")
+    return link
+
+
+def mlflow_run_link(client, version, record: LineageRecord) -> Link:
+    link = Link("MLflow run")
+    run_id = link.require("run_id", record.mlflow_run_id)
+    link.compare("MLflow run id", run_id, version.run_id, "the registry version")
+    if run_id is None:
+        return link
+    run = _mlflow_run(client, run_id, link)
+    if run is None:
+        return link
+    experiment = client.get_experiment(run.info.experiment_id)
+    link.facts.update(run_name=run.info.run_name, status=run.info.status,
+                      experiment=experiment.name if experiment else run.info.experiment_id,
+                      started=_millis_to_iso(run.info.start_time))
+    if run.info.status != "FINISHED":
+        link.mismatches.append(f"MLflow run {run_id} has status {run.info.status}, not FINISHED")
+    link.compare("ZenML run id", record.zenml_run_id, run.data.tags.get("fourds.zenml_run_id"), "the MLflow run")
+    return link
+
+
+def zenml_run_link(record: LineageRecord) -> Link:
+    link = Link("ZenML run")
+    run_id = link.require("run_id", record.zenml_run_id)
+    if run_id is None:
+        return link
+    from zenml.client import Client
+
+    try:
+        run = Client().get_pipeline_run(run_id, allow_name_prefix_match=False)
+    except KeyError:
+        link.missing.append(f"ZenML run {run_id} is not in the active ZenML store ({Client().zen_store.url})")
+        return link
+    steps = sorted(run.steps.values(), key=lambda step: step.start_time or run.start_time)
+    link.facts.update(run_name=run.name, pipeline=run.pipeline.name if run.pipeline else None,
+                      status=str(run.status), steps={step.name: str(step.status) for step in steps})
+    if str(run.status) != "completed":
+        link.mismatches.append(f"ZenML run {run.name} has status {run.status}, not completed")
+    unfinished = [step.name for step in steps if str(step.status) not in ("completed", "cached")]
+    if unfinished:
+        link.mismatches.append(f"steps not completed: {', '.join(unfinished)}")
+    if not steps:
+        link.missing.append(f"ZenML run {run.name} has no steps")
+    return link
+
+
+def data_link(record: LineageRecord, workspace: Workspace) -> Link:
+    """The recorded md5s and table hash, re-derived from the DVC cache of the workspace."""
+    link = Link("data")
+    domain = link.require("domain", record.domain)
+    domain_md5 = link.require("domain_md5", record.data_domain_md5)
+    data_md5 = link.require("data_md5", record.data_md5)
+    revision = link.require("git_revision", record.data_git_revision)
+    table_sha256 = link.require("table_sha256", record.table_sha256)
+    if revision is not None and not _git_has_commit(workspace.root, revision):
+        link.missing.append(f"git revision {revision} is not in the repository holding {workspace.root}")
+    if domain is None or data_md5 is None:
+        return link
+
+    from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    if not (workspace.root / ".dvc").is_dir():
+        link.missing.append(f"{workspace.root} has no DVC repository: the data cannot be checked")
+        return link
+    with Repo(str(workspace.root)) as repo:
+        odb = repo.cache.local
+        try:
+            tree = Tree.load(odb, HashInfo("md5", data_md5))
+        except (FileNotFoundError, OSError, ValueError):
+            link.missing.append(f"data folder version {data_md5} is not in the DVC cache {odb.path} (dvc pull?)")
+            return link
+        link.facts["dvc_cache"] = odb.path
+        domain_tree = tree.get_obj(odb, ("domains", domain))
+        if domain_tree is None:
+            link.mismatches.append(f"data folder version {data_md5} holds no domains/{domain}")
+            return link
+        link.compare("domain md5", domain_md5, domain_tree.hash_info.value, f"domains/{domain} in DVC version {data_md5}")
+        _, table_hash = tree.get(("domains", domain, "images.csv"), (None, None))
+        if table_hash is None:
+            link.missing.append(f"domains/{domain}/images.csv is not in DVC version {data_md5}")
+        elif table_sha256 is not None:
+            cached_table = odb.get(table_hash.value).path
+            try:
+                link.compare("images.csv sha256", table_sha256, _sha256_file(cached_table), "the DVC-cached table")
+            except FileNotFoundError:
+                link.missing.append(f"domains/{domain}/images.csv ({table_hash.value}) is not in the DVC cache")
+    current = workspace.domain_dir(domain)
+    if current.is_dir() and domain_md5 is not None:
+        from fourds.data.versioning import directory_md5
+
+        now = directory_md5(workspace, current)
+        if now != domain_md5:
+            link.notes.append(f"{current} has changed since this run (DVC md5 now {now})")
+    return link
+
+
+def validation_link(record: LineageRecord) -> Link:
+    link = Link("validation (Great Expectations)")
+    success = link.require("success", record.gx_success)
+    uri = link.require("result", record.gx_result_uri)
+    if success is False:
+        link.mismatches.append("the data of this run failed validation, yet a model was registered")
+    if uri is None:
+        return link
+    path = Path(uri.removeprefix("file://"))
+    if not path.is_file():
+        link.missing.append(f"validation result {path} does not exist")
+        return link
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        link.mismatches.append(f"validation result {path} is not valid JSON: {exc}")
+        return link
+    link.compare("validation success", success, result.get("success"), str(path))
+    link.facts["statistics"] = result.get("statistics", {})
+    return link
+
+
+def teacher_link(client, record: LineageRecord) -> Link:
+    from mlflow.exceptions import MlflowException
+
+    link = Link("teacher")
+    name = link.require("model", record.teacher_model_name)
+    version = link.require("version", record.teacher_version)
+    data_md5 = link.require("training_data_md5", record.teacher_data_md5)
+    if name is None or version is None:
+        return link
+    if version.startswith("sha256:"):
+        link.notes.append("an imported weights file, not a registered version: its training data is not in lineage")
+        return link
+    try:
+        teacher = client.get_model_version(name, version)
+    except MlflowException:
+        link.missing.append(f"teacher {name}/{version} is not in the registry")
+        return link
+    registered_md5 = teacher_data_md5(teacher.tags)
+    if registered_md5 is None:
+        link.missing.append(f"teacher {name}/{version} records no training-data md5")
+    link.compare("teacher training-data md5", data_md5, registered_md5, f"teacher {name}/{version}")
+    return link
+
+
+def code_link(client, record: LineageRecord) -> Link:
+    link = Link("code and configuration")
+    commit = link.require("commit", record.code_commit)
+    config_hash = link.require("config_hash", record.config_hash)
+    if commit == "unknown":
+        link.missing.append("the code commit was unknown at registration (not run from a git checkout)")
+    elif commit is not None and commit.endswith("-dirty"):
+        link.notes.append("the code had uncommitted changes when this model was trained")
+    if record.mlflow_run_id is None or config_hash is None:
+        return link
+    with tempfile.TemporaryDirectory(prefix="fourds-lineage-") as scratch:
+        try:
+            config_file = client.download_artifacts(record.mlflow_run_id, CONFIG_ARTIFACT, scratch)
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            link.missing.append(f"{CONFIG_ARTIFACT} of MLflow run {record.mlflow_run_id}: {exc}")
+            return link
+        from fourds.config import load_config
+
+        logged: RunConfig = load_config(config_file)
+    link.facts["config_artifact"] = f"runs:/{record.mlflow_run_id}/{CONFIG_ARTIFACT}"
+    link.compare("config sha256", config_hash, logged.config_hash(), "the run's logged configuration re-hashed")
+    return link
+
+
+def onnx_link(client, version, record: LineageRecord) -> Link:
+    link = Link("ONNX")
+    recorded = link.require("sha256", record.onnx_sha256)
+    with tempfile.TemporaryDirectory(prefix="fourds-lineage-") as scratch:
+        try:
+            files = stored_onnx_files(client, version, Path(scratch))
+        except Exception as exc:  # the registry's artifact store is unreachable or empty
+            link.missing.append(f"the stored ONNX file of {version.name}/{version.version} cannot be read: {exc}")
+            return link
+        if not files:
+            link.missing.append(f"no ONNX file is stored with {version.name}/{version.version} ({version.source})")
+            return link
+        if len(files) > 1:
+            link.mismatches.append(f"several ONNX files are stored: {', '.join(name for name, _ in files)}")
+            return link
+        stored_name, local_copy = files[0]
+        link.facts["file"] = stored_name
+        actual = _sha256_file(local_copy)
+    link.facts["rehashed_sha256"] = actual
+    if recorded is not None and actual != recorded:
+        link.mismatches.append(f"ONNX file {stored_name} hashes to {actual}, but the lineage tags record {recorded}")
+    return link
+
+
+# --- where facts are stored (kept in one place so a storage change is a one-line change) -------
+
+
+def stored_onnx_files(client, version, scratch: Path) -> list[tuple[str, Path]]:
+    """Every ``.onnx`` file stored with the registered version: (where it is stored, a local copy)."""
+    from mlflow.artifacts import download_artifacts
+
+    local_root = Path(download_artifacts(artifact_uri=version.source, dst_path=str(scratch)))
+    copies = sorted(local_root.rglob("*.onnx")) if local_root.is_dir() else [local_root]
+    return [(f"{version.source.rstrip('/')}/{copy.relative_to(local_root)}" if local_root.is_dir() else version.source,
+             copy) for copy in copies if copy.suffix == ".onnx"]
+
+
+def teacher_data_md5(tags: dict[str, str]) -> str | None:
+    """The md5 of the data a registered teacher was trained on, from its version tags."""
+    return tags.get("fourds.data_domain_md5") or tags.get("fourds.data_md5")
+
+
+# --- the human-readable report ----------------------------------------------------------------
+
+
+def format_audit(audit: LineageAudit) -> str:
+    """The chain as text: one block per link, its status first; problems and notes indented under it."""
+    lines = [f"lineage of {audit.model_name} version {audit.version} ({audit.reference})"]
+    for link in audit.links:
+        lines.append(f"[{link.status.upper():8}] {link.name}")
+        for label, value in link.facts.items():
+            lines.append(f"    {label}: {_format_fact(value)}")
+        lines += [f"    MISSING: {problem}" for problem in link.missing]
+        lines += [f"    MISMATCH: {problem}" for problem in link.mismatches]
+        lines += [f"    note: {note}" for note in link.notes]
+    broken = [link.name for link in audit.links if link.status != OK]
+    lines.append("lineage complete: every link checked and consistent" if not broken
+                 else f"lineage INCOMPLETE: {len(broken)} link(s) missing or inconsistent: {', '.join(broken)}")
+    return "\n".join(lines)
+
+
+def _format_fact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    return "-" if value is None else str(value)
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _mlflow_run(client, run_id: str, link: Link):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        link.missing.append(f"MLflow run {run_id} does not exist")
+        return None
+
+
+def _git_has_commit(where: Path, revision: str) -> bool:
+    try:
+        subprocess.run(["git", "-C", str(where), "cat-file", "-e", f"{revision}^{{commit}}"],
+                       check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+def _sha256_file(path: str | Path) -> str:
+    from fourds.export.onnx import sha256_file
+
+    return sha256_file(path)
+
+
+def _millis_to_iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
