@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fourds.config import DataConfig
+from fourds.data.datasets import ImageTableDataset, build_transforms
+from fourds.data.table import image_folder_table
+
+from .images import make_image_folder, write_png
+
+DIGITS = DataConfig(image_size=16, resize_size=None, horizontal_flip=False, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+def test_items_are_rgb_tensors_indexed_by_the_teachers_class_order(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 2, "b": 1})
+    table, _ = image_folder_table(folder, progress=False)
+    teacher_classes = ["z", "b", "a"]  # not the domain's folder order
+
+    dataset = ImageTableDataset(folder, table, teacher_classes, build_transforms(DIGITS, train=False))
+
+    assert len(dataset) == 3
+    image, label = dataset[2]  # b/00.png
+    assert label == 1 and dataset.targets == [2, 2, 1]
+    assert image.shape == (3, 16, 16) and image.dtype == torch.float32
+    assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])  # grayscale replicated
+    assert -1.0 <= image.min() and image.max() <= 1.0
+
+
+def test_unknown_label_is_a_clear_error(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 1, "owl": 2})
+    table, _ = image_folder_table(folder, progress=False)
+    with pytest.raises(ValueError, match=r"label\(s\) 'owl' not in the teacher's class list \['a'\] \(e\.g\. owl/00\.png"):
+        ImageTableDataset(folder, table, ["a"])
+
+
+def test_without_transform_items_are_rgb_images(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 1})
+    table, _ = image_folder_table(folder, progress=False)
+    image, label = ImageTableDataset(folder, table, ["a"])[0]
+    assert (image.mode, image.size, label) == ("RGB", (12, 12), 0)
+
+
+def test_eval_transform_resizes_and_centre_crops(tmp_path):
+    config = DataConfig(image_size=24, resize_size=32)
+    from PIL import Image
+
+    image = Image.open(write_png(tmp_path / "x.png", 1, size=50, mode="RGB"))
+    assert build_transforms(config, train=False)(image).shape == (3, 24, 24)
+    wide = image.resize((80, 40))
+    assert build_transforms(config, train=False)(wide).shape == (3, 24, 24)
+
+
+def test_training_crop_pads_when_there_is_no_resize_margin(tmp_path):
+    from PIL import Image
+
+    image = Image.open(write_png(tmp_path / "x.png", 1, size=16, mode="RGB"))
+    train = build_transforms(DIGITS, train=True)
+    crop = next(step for step in train.transforms if type(step).__name__ == "RandomCrop")
+    assert crop.padding == 2  # image_size // 8
+
+    torch.manual_seed(0)
+    shifted = [train(image) for _ in range(8)]
+    centred = build_transforms(DIGITS, train=False)(image)
+    assert any(not torch.equal(sample, centred) for sample in shifted)
+
+
+def test_flip_and_crop_follow_the_config():
+    names = lambda config, train: [type(step).__name__ for step in build_transforms(config, train).transforms]  # noqa: E731
+    photos = DataConfig()
+    assert names(photos, True) == ["Resize", "RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert names(photos, False) == ["Resize", "CenterCrop", "ToTensor", "Normalize"]
+    assert names(DataConfig(random_crop=False, horizontal_flip=False), True) == [
+        "Resize", "CenterCrop", "ToTensor", "Normalize"
+    ]
+
+
+def test_resize_smaller_than_the_crop_is_refused():
+    with pytest.raises(ValueError, match=r"data\.resize_size \(16\) must be >= data\.image_size \(32\)"):
+        build_transforms(DataConfig(image_size=32, resize_size=16), train=True)
