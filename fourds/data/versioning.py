@@ -56,8 +56,10 @@ def _open_repo(workspace: Workspace):
         repo = Repo(root)
         with repo.config.edit() as config:
             config["core"]["analytics"] = False
-        _ignore_staging_folders(root)
-        return repo
+        repo.close()
+    # Also for a DVC project set up before fourds: the previous version of a domain sits in
+    # a staging folder while ``dvc add`` runs, and must not be hashed.
+    _ignore_staging_folders(root)
     return Repo(root)
 
 

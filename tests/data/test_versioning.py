@@ -104,6 +104,17 @@ def test_staging_folders_are_ignored_by_dvc(image_folder, workspace):
     assert track_data_folder(workspace) == before
 
 
+def test_dvc_project_set_up_before_fourds_gets_the_staging_ignore(image_folder, workspace):
+    from dvc.repo import Repo
+
+    workspace.root.mkdir(parents=True)
+    Repo.init(workspace.root, no_scm=True).close()
+    first = ingest_domain(image_folder, "pets", workspace, progress=False)
+    again = ingest_domain(image_folder, "pets", workspace, progress=False)  # the old version is staged aside
+    assert again.data_md5 == first.data_md5
+    assert "/data/domains/.staging-*" in (workspace.root / ".dvcignore").read_text().splitlines()
+
+
 def test_version_errors_name_what_is_missing(workspace):
     with pytest.raises(DataVersionError, match="data.dvc not found"):
         recorded_data_md5(workspace)
