@@ -1,0 +1,108 @@
+"""A frozen teacher with a Fourier adapter after each stage: only the adapters learn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from fourds.method.fourier import FourierAdapter
+from fourds.models.taps import StageTaps, probe_stage_shapes
+
+BatchNormMode = Literal["adapt", "frozen"]
+_BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
+
+
+class AdaptedTeacher(nn.Module):
+    """``forward(x) -> (logits, [phase map per stage])``; each stage output is replaced by its adapter's.
+
+    The adapters are wired in with forward hooks on ``teacher``'s stage modules, so any
+    torchvision CNN works and the teacher's own code is untouched; the hooks stay on
+    ``teacher`` for the lifetime of this object (``teacher`` itself now runs adapted).
+
+    ``bn_mode`` decides what the frozen backbone's BatchNorm layers do while this module
+    is in train mode: ``"adapt"`` keeps them in train mode so their running statistics
+    follow the target domain (the reference's implicit AdaBN), ``"frozen"`` keeps them in
+    eval mode. The rest of the backbone (e.g. dropout) always stays in eval mode; the
+    adapters follow this module's mode.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module,
+        stage_names: Sequence[str],
+        *,
+        input_shape: Sequence[int] = (3, 224, 224),
+        reduction: int = 4,
+        temperature: float = 0.1,
+        floor: float = 1e-5,
+        bn_mode: BatchNormMode = "adapt",
+    ):
+        super().__init__()
+        if bn_mode not in ("adapt", "frozen"):
+            raise ValueError(f"bn_mode must be 'adapt' or 'frozen', got {bn_mode!r}")
+        self.teacher = teacher.requires_grad_(False)
+        self.stage_names = list(stage_names)
+        self.bn_mode = bn_mode
+        self.stage_shapes = probe_stage_shapes(teacher, self.stage_names, input_shape)
+        self.adapters = nn.ModuleList(
+            FourierAdapter(shape[0], reduction=reduction, temperature=temperature, floor=floor)
+            for shape in self.stage_shapes
+        )
+        self.adapters.to(next(teacher.parameters()).device)
+        self._phases: dict[int, torch.Tensor] = {}
+        self._taps = StageTaps(teacher, self.stage_names, rewrite=self._adapt_stage)
+        self.train(self.training)
+
+    @property
+    def stage_channels(self) -> list[int]:
+        return [shape[0] for shape in self.stage_shapes]
+
+    def _adapt_stage(self, index: int, stage_output: torch.Tensor) -> torch.Tensor:
+        adapted, phase = self.adapters[index](stage_output)
+        self._phases[index] = phase
+        return adapted
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self._phases.clear()
+        logits = self.teacher(images)
+        self._taps.outputs()  # raises if a stage did not run; the recorded inputs are not needed
+        phases = [self._phases[index] for index in range(len(self.stage_names))]
+        self._phases.clear()
+        return logits, phases
+
+    def train(self, mode: bool = True) -> AdaptedTeacher:
+        super().train(mode)
+        self.teacher.eval()
+        if mode and self.bn_mode == "adapt":
+            for module in self.teacher.modules():
+                if isinstance(module, _BATCH_NORMS):
+                    module.train()
+        return self
+
+    @property
+    def adapter_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.adapters.parameters())
+
+    @property
+    def adapter_share(self) -> float:
+        """Adapter parameters as a fraction of the teacher's (the paper: about 1-2%)."""
+        return self.adapter_parameter_count / sum(p.numel() for p in self.teacher.parameters())
+
+    @property
+    def mix_weights(self) -> dict[str, tuple[float, float]]:
+        """(a0, a1) per stage name: a0 weighs the adapted amplitude."""
+        return {name: adapter.mix_weights for name, adapter in zip(self.stage_names, self.adapters)}
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a module returning ``(logits, ...)`` so evaluation and export see a plain classifier."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)[0]

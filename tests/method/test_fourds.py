@@ -1,0 +1,141 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from fourds.config import FourDsConfig
+from fourds.method import FourDs
+from fourds.models import build_classifier, default_stage_names
+
+RESNET_STAGES = ["layer1", "layer2", "layer3", "layer4"]
+
+
+def _four_ds(teacher, student, student_arch, side):
+    return FourDs(
+        teacher,
+        student,
+        FourDsConfig(),
+        teacher_stages=RESNET_STAGES,
+        student_stages=default_stage_names(student_arch),
+        input_shape=(3, side, side),
+    )
+
+
+def _sgd_step(method, images, labels):
+    """What the trainer does: each group's objective into that group's parameters only, then step."""
+    groups = method.parameter_groups()
+    optimisers = {name: torch.optim.SGD(params, lr=0.1) for name, params in groups.items()}
+    output = method.training_step(images, labels)
+    for name, objective in output.objectives.items():
+        torch.autograd.backward(objective, inputs=groups[name])
+    for optimiser in optimisers.values():
+        optimiser.step()
+    return output
+
+
+def _snapshot(module):
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def _all_changed(module, before):
+    return all(not torch.equal(p, before[name]) for name, p in module.named_parameters())
+
+
+@pytest.fixture(scope="module")
+def method():
+    torch.manual_seed(0)
+    teacher = build_classifier("resnet18", 3)
+    student = build_classifier("mobilenet_v3_small", 3)
+    return _four_ds(teacher, student, "mobilenet_v3_small", 64)
+
+
+def test_one_step_trains_adapters_student_gate_and_projections_but_not_the_teacher(method):
+    torch.manual_seed(1)
+    images, labels = torch.randn(2, 3, 64, 64), torch.tensor([0, 2])
+    method.train()
+    teacher_before = _snapshot(method.adapted_teacher.teacher)
+    adapters_before = _snapshot(method.adapted_teacher.adapters)
+    student_before = _snapshot(method.student)
+    fusion_before = _snapshot(method.fusion)
+    assert any(isinstance(p, nn.Conv2d) for p in method.fusion.projections)
+
+    output = _sgd_step(method, images, labels)
+
+    assert set(output.losses) == {"adapters/ce", "adapters/kd", "student/ce", "student/kd", "student/fusion"}
+    assert all(torch.isfinite(loss) for loss in output.losses.values())
+    assert all(torch.equal(p, teacher_before[name]) for name, p in method.adapted_teacher.teacher.named_parameters())
+    assert _all_changed(method.adapted_teacher.adapters, adapters_before)
+    assert _all_changed(method.fusion.gate, {k.removeprefix("gate."): v for k, v in fusion_before.items()})
+    # At 64 px the student's stage maps are 16, 8, 4, 2 pixels wide. The 2-D DFT of a 2x2
+    # map is real (phases 0 or pi, no gradient), so the last projection cannot learn.
+    for index in (0, 1, 2):
+        assert not torch.equal(method.fusion.projections[index].weight, fusion_before[f"projections.{index}.weight"])
+    changed = [not torch.equal(p, student_before[name]) for name, p in method.student.named_parameters()]
+    assert sum(changed) / len(changed) > 0.9  # SGD moves (nearly) every student weight in one step
+    assert 0.0 < output.extras["fusion/gate_mean"] < 1.0
+    assert {f"adapters/a0/{stage}" for stage in RESNET_STAGES} <= set(output.extras)
+
+
+def test_each_objective_reaches_only_its_own_group(method):
+    groups = method.parameter_groups()
+    output = method.training_step(torch.randn(2, 3, 64, 64), torch.tensor([0, 1]))
+    for name, other in (("adapters", "student"), ("student", "adapters")):
+        grads = torch.autograd.grad(output.objectives[name], groups[other], allow_unused=True, retain_graph=True)
+        assert all(g is None for g in grads), f"the {name} objective reaches {other} parameters"
+        own = torch.autograd.grad(output.objectives[name], groups[name], allow_unused=True, retain_graph=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in own)
+
+
+def test_the_adapted_teacher_is_evaluated_as_a_plain_classifier(method):
+    models = method.evaluated_models()
+    assert set(models) == {"student", "adapted_teacher"}
+    method.eval()
+    with torch.no_grad():
+        logits = models["adapted_teacher"](torch.randn(2, 3, 64, 64))
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 3)
+
+
+def test_train_mode_keeps_the_frozen_teacher_as_declared(method):
+    method.train()
+    teacher = method.adapted_teacher.teacher
+    assert not teacher.training and teacher.bn1.training  # bn_mode "adapt"
+    assert method.student.training and method.fusion.training
+    method.eval()
+    assert not any(m.training for m in method.modules())
+
+
+def test_construction_leaves_batchnorm_statistics_alone_and_warns_about_1x1_stages():
+    torch.manual_seed(0)
+    teacher, student = build_classifier("resnet18", 3), build_classifier("resnet18", 3)
+    before = teacher.bn1.running_mean.clone(), student.bn1.running_mean.clone()
+    with pytest.warns(UserWarning, match="fusion-activation is inert"):
+        _four_ds(teacher, student, "resnet18", 32)  # layer4 maps are 1x1 at 32 px
+    assert torch.equal(teacher.bn1.running_mean, before[0]) and torch.equal(student.bn1.running_mean, before[1])
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    torch.manual_seed(0)
+    return build_classifier("resnet50", 4)
+
+
+@pytest.mark.parametrize("student_arch", ["mobilenet_v3_small", "resnet18"])
+def test_teacher_and_student_of_different_widths(resnet50, student_arch):
+    method = _four_ds(copy.deepcopy(resnet50), build_classifier(student_arch, 4), student_arch, 64).train()
+    assert method.adapted_teacher.stage_channels == [256, 512, 1024, 2048]
+    assert all(isinstance(p, nn.Conv2d) for p in method.fusion.projections)
+    output = _sgd_step(method, torch.randn(2, 3, 64, 64), torch.tensor([1, 3]))
+    assert all(torch.isfinite(loss) for loss in output.losses.values())
+    assert output.logits.shape == (2, 4)
+
+
+def test_stage_lists_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="one to one"):
+        FourDs(
+            nn.Identity(),
+            nn.Identity(),
+            FourDsConfig(),
+            teacher_stages=RESNET_STAGES,
+            student_stages=RESNET_STAGES[:3],
+        )
