@@ -1,0 +1,274 @@
+"""Recipes: a :class:`~fourds.config.RunConfig` in, trained networks out.
+
+``train_teacher`` trains a teacher on a source domain. ``distill`` produces a student
+for a target domain with ``config.method``:
+
+* ``4ds``: one stage, Fourier adapters in the frozen teacher and fusion-activation;
+* ``kd``: vanilla KD from the frozen source teacher;
+* ``student_scratch``: the student on the target labels only;
+* ``two_stage``: fine-tune a copy of the teacher on the target labels
+  (``config.teacher_train``), then vanilla KD from it.
+
+Every method's student gets the same ``config.train`` budget and starts from the same
+initial weights (seeded with ``config.train.seed`` just before it is built), so the
+comparison is fair. The teacher passed in is never modified: every method works on a
+deep copy (4Ds with ``teacher_bn="adapt"`` moves BatchNorm statistics, KD freezes
+parameters, and training moves networks to the device).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from fourds.config import METHOD_NAMES, RunConfig, TrainConfig
+from fourds.method import Method, Supervised, build_method
+from fourds.models import build_classifier
+from fourds.training.callbacks import Callback
+from fourds.training.reproducibility import seed_everything
+from fourds.training.trainer import Trainer, TrainResult
+
+FINETUNE_STAGE = "finetune_teacher"
+DISTILL_STAGE = "distill"
+TEACHER_STAGE = "teacher"
+
+
+@dataclass
+class TrainedModel:
+    """A trained network (eval mode, on the CPU) and how its training went."""
+
+    model: nn.Module
+    result: TrainResult
+
+
+@dataclass
+class DistillResult:
+    """What one distillation produced; networks are in eval mode, on the CPU."""
+
+    method: str
+    student: nn.Module
+    train_results: dict[str, TrainResult]
+    """By stage: ``"finetune_teacher"`` (two_stage only), then ``"distill"``."""
+    stage_seconds: dict[str, float]
+    wall_seconds: float
+    """All stages, teacher fine-tuning included: the method's full cost."""
+    images_per_second: float
+    """Training throughput of the student's stage, comparable across methods."""
+    adapted_teacher: nn.Module | None = None
+    """4ds only: the teacher with its trained Fourier adapters (returns logits)."""
+    finetuned_teacher: nn.Module | None = None
+    """two_stage only: the teacher after fine-tuning on the target labels."""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The student stage's final metrics; the fine-tuning stage's under ``finetune_teacher/``."""
+        metrics = dict(self.train_results[DISTILL_STAGE].metrics)
+        if FINETUNE_STAGE in self.train_results:
+            metrics |= {f"{FINETUNE_STAGE}/{k}": v for k, v in self.train_results[FINETUNE_STAGE].metrics.items()}
+        return metrics
+
+
+def train_teacher(
+    config: RunConfig,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    *,
+    num_classes: int,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: Path | None = None,
+) -> TrainedModel:
+    """Train ``config.model.teacher_arch`` with cross-entropy under ``config.teacher_train``."""
+    seed_everything(config.teacher_train.seed, config.teacher_train.deterministic)
+    teacher = build_classifier(
+        config.model.teacher_arch, num_classes, pretrained=config.model.pretrained, stem=config.model.stem
+    )
+    result = _run_stage(
+        Supervised(teacher, group="teacher"),
+        config.teacher_train,
+        config,
+        train_set,
+        val_set,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        description=f"teacher {config.model.teacher_arch}",
+        checkpoint_key=_checkpoint_key(config, TEACHER_STAGE),
+    )
+    return TrainedModel(_finished(teacher), result)
+
+
+def distill(
+    config: RunConfig,
+    teacher: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    *,
+    num_classes: int,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: Path | None = None,
+) -> DistillResult:
+    """Produce a student for the target domain with ``config.method`` (see the module docstring).
+
+    With ``checkpoint_dir``, each stage checkpoints into its own sub-folder and resumes
+    from it; the checkpoints are tied to this config and this teacher's weights. In
+    two_stage, the fine-tuning stage reports to ``callbacks`` with metric names under
+    ``finetune_teacher/``, so both stages can share one MLflow run.
+    """
+    if config.method not in METHOD_NAMES:
+        raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHOD_NAMES)}")
+    started = time.perf_counter()
+    teacher_key = _weights_fingerprint(teacher)
+    working_teacher = copy.deepcopy(teacher)
+    results: dict[str, TrainResult] = {}
+    seconds: dict[str, float] = {}
+    finetuned = None
+
+    if config.method == "two_stage":
+        stage_start = time.perf_counter()
+        seed_everything(config.teacher_train.seed, config.teacher_train.deterministic)
+        results[FINETUNE_STAGE] = _run_stage(
+            Supervised(working_teacher, group="teacher"),
+            config.teacher_train,
+            config,
+            train_set,
+            val_set,
+            callbacks=[_StageCallback(callback, FINETUNE_STAGE) for callback in callbacks],
+            checkpoint_dir=checkpoint_dir / FINETUNE_STAGE if checkpoint_dir else None,
+            description=f"two_stage: fine-tune teacher {config.model.teacher_arch}",
+            checkpoint_key=_checkpoint_key(config, FINETUNE_STAGE, teacher_key),
+        )
+        seconds[FINETUNE_STAGE] = time.perf_counter() - stage_start
+        finetuned = working_teacher
+
+    stage_start = time.perf_counter()
+    seed_everything(config.train.seed, config.train.deterministic)
+    student = build_classifier(
+        config.model.student_arch, num_classes, pretrained=config.model.pretrained, stem=config.model.stem
+    )
+    method = _student_method(config, working_teacher, student)
+    results[DISTILL_STAGE] = _run_stage(
+        method,
+        config.train,
+        config,
+        train_set,
+        val_set,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir / DISTILL_STAGE if checkpoint_dir else None,
+        description=f"{config.method}: {config.model.teacher_arch} -> {config.model.student_arch}",
+        checkpoint_key=_checkpoint_key(config, DISTILL_STAGE, teacher_key),
+    )
+    seconds[DISTILL_STAGE] = time.perf_counter() - stage_start
+
+    evaluated = method.evaluated_models()
+    return DistillResult(
+        method=config.method,
+        student=_finished(student),
+        train_results=results,
+        stage_seconds=seconds,
+        wall_seconds=time.perf_counter() - started,
+        images_per_second=results[DISTILL_STAGE].images_per_second,
+        adapted_teacher=_finished(evaluated["adapted_teacher"]) if config.method == "4ds" else None,
+        finetuned_teacher=_finished(finetuned) if finetuned is not None else None,
+    )
+
+
+def _student_method(config: RunConfig, teacher: nn.Module, student: nn.Module) -> Method:
+    # two_stage's second stage is vanilla KD from the fine-tuned teacher.
+    name = "kd" if config.method == "two_stage" else config.method
+    return build_method(name, config, teacher=teacher, student=student)
+
+
+def _run_stage(
+    method: Method,
+    train_config: TrainConfig,
+    config: RunConfig,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    *,
+    callbacks: Sequence[Callback],
+    checkpoint_dir: Path | None,
+    description: str,
+    checkpoint_key: str,
+) -> TrainResult:
+    trainer = Trainer(
+        method,
+        train_config,
+        batch_size=config.data.batch_size,
+        eval_batch_size=config.data.eval_batch_size,
+        num_workers=config.data.num_workers,
+        callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
+        description=description,
+        checkpoint_key=checkpoint_key,
+    )
+    return trainer.fit(train_set, val_set)
+
+
+def _finished(model: nn.Module) -> nn.Module:
+    return model.cpu().eval()
+
+
+def _checkpoint_key(config: RunConfig, stage: str, teacher_fingerprint: str = "") -> str:
+    """What a stage's checkpoint must share with this run besides its TrainConfig.
+
+    The method and model choices, the 4Ds settings, the data transforms and label budget,
+    and the teacher's weights. Loader settings (workers, evaluation batch) may change.
+    """
+    data = config.data.model_dump(mode="json", exclude={"num_workers", "eval_batch_size"})
+    identity = {
+        "stage": stage,
+        "method": config.method,
+        "model": config.model.model_dump(mode="json"),
+        "fourds": config.fourds.model_dump(mode="json"),
+        "data": data,
+        "teacher": teacher_fingerprint,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _weights_fingerprint(model: nn.Module) -> str:
+    """sha256 over a network's state (names and values), to tie checkpoints to one teacher."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _StageCallback(Callback):
+    """Forwards a stage's hooks to a callback with metric names under ``<stage>/``."""
+
+    def __init__(self, inner: Callback, stage: str):
+        self.inner = inner
+        self.stage = stage
+
+    def _named(self, metrics: dict[str, float]) -> dict[str, float]:
+        # History entries carry their position as "step" and "epoch": those keep their names.
+        return {name if name in ("step", "epoch") else f"{self.stage}/{name}": value for name, value in metrics.items()}
+
+    def on_train_start(self, info: dict) -> None:
+        self.inner.on_train_start({**info, "stage": self.stage})
+
+    def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
+        self.inner.on_step_end(step, self._named(metrics))
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self.inner.on_eval(step, self._named(metrics))
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.inner.on_epoch_end(epoch, self._named(metrics))
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self.inner.on_checkpoint(step, path)
+
+    def on_train_end(self, result: TrainResult) -> None:
+        named = replace(result, metrics=self._named(result.metrics), history=[self._named(e) for e in result.history])
+        self.inner.on_train_end(named)
