@@ -1,0 +1,49 @@
+"""MLflow tracking, the model registry (students per domain, teachers), lineage tags and the promotion policy.
+
+See docs/REGISTRY.md for the registry layout, tags, aliases and promotion gates.
+"""
+
+from fourds.registry.aliases import CHALLENGER, CHAMPION, alias_history, alias_version, move_alias, rollback
+from fourds.registry.errors import RegistryError
+from fourds.registry.models import (
+    LoadedTeacher,
+    RegisteredModelVersion,
+    import_teacher,
+    load_teacher,
+    register_student,
+    register_teacher,
+    resolve_model_version,
+    student_model_name,
+)
+from fourds.registry.promotion import PromotionDecision, decide_promotion, gate_metrics, promote_if_better
+from fourds.registry.status import DomainStatus, domain_status, render_status_table
+from fourds.registry.tracking import MlflowMetricsCallback, configure_mlflow, experiment_for_domain, log_config
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "DomainStatus",
+    "LoadedTeacher",
+    "MlflowMetricsCallback",
+    "PromotionDecision",
+    "RegisteredModelVersion",
+    "RegistryError",
+    "alias_history",
+    "alias_version",
+    "configure_mlflow",
+    "decide_promotion",
+    "domain_status",
+    "experiment_for_domain",
+    "gate_metrics",
+    "import_teacher",
+    "load_teacher",
+    "log_config",
+    "move_alias",
+    "promote_if_better",
+    "register_student",
+    "register_teacher",
+    "render_status_table",
+    "resolve_model_version",
+    "rollback",
+    "student_model_name",
+]

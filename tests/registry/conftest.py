@@ -10,10 +10,17 @@ from __future__ import annotations
 import shutil
 
 import mlflow
+import numpy as np
+import onnx
 import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from onnx import TensorProto, helper, numpy_helper
 
 from fourds.config import TrackingConfig
+from fourds.export.onnx import OnnxExport, sha256_file
+from fourds.lineage.record import LineageRecord
 from fourds.registry.tracking import configure_mlflow
 from fourds.workspace import Workspace
 
@@ -38,3 +45,48 @@ def workspace(tmp_path, empty_mlflow_db, monkeypatch) -> Workspace:
     yield workspace
     while mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+@pytest.fixture
+def make_onnx(tmp_path):
+    """Writes real, runnable ONNX classifiers (images (B, 3, 4, 4) -> logits (B, 3)) without a torch export."""
+    return lambda name="student.onnx", seed=0: _write_tiny_onnx(tmp_path / name, seed)
+
+
+@pytest.fixture
+def bare_version():
+    """Creates registry versions that carry only metric tags: enough for aliases, promotion and status."""
+    return _bare_student_version
+
+
+def _write_tiny_onnx(path, seed: int) -> OnnxExport:
+    weights = np.random.default_rng(seed).standard_normal((48, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["images"], ["flat"]), helper.make_node("Gemm", ["flat", "weights"], ["logits"])],
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 4, 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+        initializer=[numpy_helper.from_array(weights, "weights")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save_model(model, str(path))
+    return OnnxExport(
+        path=path,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        opset=18,
+        input_name="images",
+        output_name="logits",
+        image_size=4,
+        num_classes=3,
+    )
+
+
+def _bare_student_version(model_name: str, metrics: dict[str, float], source: str = "file:///nowhere") -> str:
+    client = MlflowClient()
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        client.create_registered_model(model_name, tags={"fourds.kind": "student"})
+    tags = LineageRecord(metrics=metrics).to_tags()
+    return str(client.create_model_version(model_name, source=source, tags=tags).version)

@@ -1,0 +1,427 @@
+"""Students and teachers in the MLflow model registry: what a version holds and how to find it again.
+
+* Students: one registered model per domain, ``<student_model_prefix><domain>``. A version
+  is an MLflow ``onnx``-flavour model (``model.onnx``, byte-identical to the exported file)
+  with the PyTorch weights beside it (``extra_files/student.safetensors``), tagged with
+  every lineage fact (:class:`~fourds.lineage.record.LineageRecord`). Each new version
+  gets the alias ``challenger``; ``champion`` is the promotion policy's to move.
+* Teachers: one registered model (``TrackingConfig.teacher_model_name``); a version is a
+  folder holding ``teacher.safetensors`` (weights + arch, classes, stem in its header),
+  tagged with the class list and the DVC md5 of the data it was trained on. A teacher
+  trained on source domain ``mnist`` also gets the alias ``mnist``.
+
+No pickle anywhere: weights are safetensors, models are ONNX.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import mlflow
+import mlflow.onnx
+import numpy as np
+import onnx
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+from torch import nn
+
+from fourds.config import TrackingConfig
+from fourds.export.onnx import OnnxExport, sha256_file
+from fourds.lineage.record import LineageRecord, code_commit
+from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, load_classifier, save_classifier
+from fourds.registry.aliases import (
+    CHALLENGER,
+    current_user,
+    get_model_version,
+    get_registered_model,
+    move_alias,
+)
+from fourds.registry.errors import RegistryError
+from fourds.registry.tracking import experiment_for_domain
+
+KIND_TAG = "fourds.kind"
+DOMAIN_TAG = "fourds.domain"
+CLASSES_TAG = "fourds.classes"
+ARCH_TAG = "fourds.arch"
+STEM_TAG = "fourds.stem"
+SOURCE_DOMAIN_TAG = "fourds.source_domain"
+DATA_MD5_TAG = "fourds.data_md5"
+WEIGHTS_SHA256_TAG = "fourds.weights_sha256"
+STUDENT_ONNX_MODEL = "student"
+STUDENT_WEIGHTS_FILE = "student.safetensors"
+TEACHER_ARTIFACT_DIR = "teacher"
+TEACHER_WEIGHTS_FILE = "teacher.safetensors"
+IMPORTED_TEACHERS_DOMAIN = "imported-teachers"
+
+
+@dataclass(frozen=True)
+class RegisteredModelVersion:
+    """A version just written to the registry."""
+
+    model_name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model_name}/{self.version}"
+
+
+@dataclass
+class LoadedTeacher:
+    """A frozen teacher ready to use, and where it came from (for the lineage tags)."""
+
+    model: nn.Module
+    arch: str
+    classes: list[str]
+    stem: str
+    reference: str
+    """What was asked for: ``fourds-teacher@mnist``, ``fourds-teacher/3``, a file path."""
+    model_name: str | None
+    """Registered name; None for a weights file."""
+    version: str | None
+    """Registry version; None for a weights file."""
+    weights_sha256: str
+    data_md5: str | None
+    """DVC md5 of the data the teacher was trained on, when recorded."""
+    source_domain: str | None
+
+
+def student_model_name(domain: str, tracking: TrackingConfig | None = None) -> str:
+    return f"{(tracking or TrackingConfig()).student_model_prefix}{domain}"
+
+
+def register_student(
+    *,
+    domain: str,
+    onnx_export: OnnxExport,
+    weights_path: str | Path,
+    classes: list[str],
+    lineage: LineageRecord,
+    metrics: dict[str, float] | None = None,
+    plots: list[str | Path] = (),
+    tracking: TrackingConfig | None = None,
+) -> RegisteredModelVersion:
+    """Log the student to the active MLflow run and register it as a new ``challenger`` version.
+
+    Refuses (RegistryError) a student whose data did not pass validation, or whose ONNX
+    file changed since export. ``metrics`` are merged into ``lineage.metrics``; the
+    promotion gates read them from the version's tags (see ``fourds.registry.promotion``).
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RegistryError("register_student needs an active MLflow run: call it inside `with mlflow.start_run():`")
+    if lineage.gx_success is not True:
+        raise RegistryError(
+            f"refusing to register a student for {domain!r}: its data did not pass validation "
+            f"(gx_success={lineage.gx_success}, report: {lineage.gx_result_uri or 'unknown'})"
+        )
+    if lineage.domain not in (None, domain):
+        raise RegistryError(f"lineage is for domain {lineage.domain!r} but the student is registered for {domain!r}")
+    onnx_path = Path(onnx_export.path)
+    if not onnx_path.is_file():
+        raise RegistryError(f"ONNX file not found: {onnx_path}")
+    actual_sha256 = sha256_file(onnx_path)
+    if actual_sha256 != onnx_export.sha256 or lineage.onnx_sha256 not in (None, onnx_export.sha256):
+        raise RegistryError(
+            f"{onnx_path} changed since it was exported and checked (sha256 now {actual_sha256[:12]}..., "
+            f"recorded {onnx_export.sha256[:12]}...): export it again"
+        )
+    weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="student")
+    bad_metrics = sorted(name for name, value in (metrics or {}).items() if not math.isfinite(value))
+    if bad_metrics:
+        raise RegistryError(f"student metrics must be finite numbers; not finite: {', '.join(bad_metrics)}")
+
+    lineage = replace(
+        lineage,
+        domain=domain,
+        onnx_sha256=onnx_export.sha256,
+        mlflow_run_id=run.info.run_id,
+        metrics={**lineage.metrics, **(metrics or {})},
+    )
+    model_name = student_model_name(domain, tracking)
+    with tempfile.TemporaryDirectory() as scratch:
+        weights_copy = Path(scratch) / STUDENT_WEIGHTS_FILE
+        shutil.copyfile(weights_path, weights_copy)
+        logged = mlflow.onnx.log_model(
+            onnx.load(str(onnx_path)),
+            name=STUDENT_ONNX_MODEL,
+            signature=_onnx_signature(onnx_export),
+            pip_requirements=mlflow.onnx.get_default_pip_requirements(),
+            save_as_external_data=False,
+            extra_files=[str(weights_copy)],
+            metadata={"classes": list(classes), "image_size": onnx_export.image_size, "domain": domain},
+        )
+    for plot in plots:
+        mlflow.log_artifact(str(plot), artifact_path="plots")
+
+    tags = {
+        **lineage.to_tags(),
+        KIND_TAG: "student",
+        CLASSES_TAG: json.dumps(list(classes)),
+        "fourds.image_size": str(onnx_export.image_size),
+        "fourds.onnx_opset": str(onnx_export.opset),
+        "fourds.onnx_size_bytes": str(onnx_export.size_bytes),
+    }
+    _ensure_registered_model(
+        model_name,
+        tags={KIND_TAG: "student", DOMAIN_TAG: domain},
+        description=f"fourds students for the domain {domain!r} (ONNX + safetensors); see docs/REGISTRY.md",
+    )
+    version = mlflow.register_model(logged.model_uri, model_name, tags=tags)
+    move_alias(model_name, CHALLENGER, version.version, who=current_user(), reason="new version registered")
+    return RegisteredModelVersion(model_name, str(version.version), run.info.run_id, version.source, tags)
+
+
+def register_teacher(
+    weights_path: str | Path,
+    *,
+    source_domain: str | None,
+    data_md5: str | None,
+    metrics: dict[str, float] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    tracking: TrackingConfig | None = None,
+) -> RegisteredModelVersion:
+    """Log a teacher's safetensors file to the active run and register it as a new teacher version.
+
+    The file must carry arch, classes and stem in its header (``save_classifier`` writes
+    them). A teacher with a ``source_domain`` also gets that domain as an alias.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RegistryError("register_teacher needs an active MLflow run: call it inside `with mlflow.start_run():`")
+    weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="teacher")
+    _, info = load_classifier(weights_path)  # proves the file loads, and reads what it holds
+    model_name = (tracking or TrackingConfig()).teacher_model_name
+
+    with tempfile.TemporaryDirectory() as scratch:
+        named = Path(scratch) / TEACHER_WEIGHTS_FILE
+        shutil.copyfile(weights_path, named)
+        mlflow.log_artifact(str(named), artifact_path=TEACHER_ARTIFACT_DIR)
+    source = mlflow.get_artifact_uri(TEACHER_ARTIFACT_DIR)
+
+    lineage_tags = LineageRecord(
+        code_commit=code_commit(), mlflow_run_id=run.info.run_id, metrics=dict(metrics or {})
+    ).to_tags()
+    lineage_tags.pop("fourds.lineage_missing", None)  # the student-oriented list does not apply to teachers
+    tags = {
+        **lineage_tags,
+        KIND_TAG: "teacher",
+        ARCH_TAG: info.arch,
+        CLASSES_TAG: json.dumps(info.classes),
+        STEM_TAG: info.stem,
+        WEIGHTS_SHA256_TAG: sha256_file(weights_path),
+        **({SOURCE_DOMAIN_TAG: source_domain} if source_domain else {}),
+        **({DATA_MD5_TAG: data_md5} if data_md5 else {}),
+        **(extra_tags or {}),
+    }
+    _ensure_registered_model(
+        model_name,
+        tags={KIND_TAG: "teacher"},
+        description="fourds frozen teachers (safetensors with arch, classes and stem); see docs/REGISTRY.md",
+    )
+    version = MlflowClient().create_model_version(model_name, source=source, run_id=run.info.run_id, tags=tags)
+    domain_alias = _alias_for_domain(source_domain)
+    if domain_alias:
+        move_alias(
+            model_name,
+            domain_alias,
+            version.version,
+            who=current_user(),
+            reason=f"latest teacher trained on {source_domain}",
+        )
+    return RegisteredModelVersion(model_name, str(version.version), run.info.run_id, source, tags)
+
+
+def import_teacher(
+    weights_path: str | Path,
+    *,
+    arch: str | None = None,
+    classes: list[str] | None = None,
+    stem: str | None = None,
+    source_domain: str | None = None,
+    data_md5: str | None = None,
+    tracking: TrackingConfig | None = None,
+) -> RegisteredModelVersion:
+    """Register an existing weights file (safetensors, or a torch ``weights_only`` state dict) as a teacher.
+
+    A plain state dict says nothing about itself, so ``arch`` and ``classes`` are needed
+    for it; for a safetensors file they are checked against its header. The version
+    stores the weights re-saved as safetensors with that description, and records the
+    original file's path and sha256. Runs inside the active MLflow run, or opens one in
+    the ``<experiment_prefix><source_domain or "imported-teachers">`` experiment.
+    """
+    weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES + TORCH_SUFFIXES, role="teacher")
+    model, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
+    if data_md5 is None:
+        data_md5 = info.metadata.get("data_md5")
+    imported = {"fourds.imported_from": str(weights_path.resolve()), "fourds.imported_sha256": sha256_file(weights_path)}
+    with tempfile.TemporaryDirectory() as scratch:
+        normalised = save_classifier(
+            model,
+            Path(scratch) / TEACHER_WEIGHTS_FILE,
+            arch=info.arch,
+            classes=info.classes,
+            stem=info.stem,
+            metadata={**info.metadata, "imported_from": weights_path.name},
+        )
+        with _active_or_new_run(source_domain or IMPORTED_TEACHERS_DOMAIN, f"import-teacher-{weights_path.stem}", tracking):
+            return register_teacher(
+                normalised, source_domain=source_domain, data_md5=data_md5, extra_tags=imported, tracking=tracking
+            )
+
+
+def load_teacher(ref: str, *, classes: list[str] | None = None, tracking: TrackingConfig | None = None) -> LoadedTeacher:
+    """Load a frozen teacher from the registry or a weights file, checked against ``classes``.
+
+    ``ref`` is ``name@alias``, ``name/<version>`` (``models:/`` prefix optional), a bare
+    version number of the teacher model, a bare name (its latest version), or the path of
+    a ``.safetensors``/``.pt``/``.pth`` file. A class list that differs from ``classes``
+    raises :class:`~fourds.models.weights.WeightsError` showing the difference.
+    """
+    tracking = tracking or TrackingConfig()
+    if _looks_like_file(ref):
+        path = _existing_weights_file(ref, suffixes=SAFETENSORS_SUFFIXES + TORCH_SUFFIXES, role="teacher")
+        model, info = load_classifier(path, classes=classes)
+        return LoadedTeacher(
+            model=model,
+            arch=info.arch,
+            classes=info.classes,
+            stem=info.stem,
+            reference=ref,
+            model_name=None,
+            version=None,
+            weights_sha256=sha256_file(path),
+            data_md5=info.metadata.get("data_md5"),
+            source_domain=info.metadata.get("domain"),
+        )
+
+    version = resolve_model_version(ref, default_name=tracking.teacher_model_name)
+    where = f"{version.name} version {version.version}"
+    if version.tags.get(KIND_TAG) not in (None, "teacher"):
+        raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a teacher (asked for {ref!r})")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=scratch)
+        )
+        candidates = sorted(folder.rglob("*.safetensors"))
+        if len(candidates) != 1:
+            found = ", ".join(p.name for p in candidates) or "none"
+            raise RegistryError(f"{where} should hold exactly one .safetensors file; found: {found}")
+        try:
+            model, info = load_classifier(candidates[0], classes=classes)
+        except WeightsError as exc:
+            raise WeightsError(str(exc).replace(str(candidates[0]), where)) from exc
+        weights_sha256 = sha256_file(candidates[0])
+    return LoadedTeacher(
+        model=model,
+        arch=info.arch,
+        classes=info.classes,
+        stem=info.stem,
+        reference=ref,
+        model_name=version.name,
+        version=str(version.version),
+        weights_sha256=weights_sha256,
+        data_md5=version.tags.get(DATA_MD5_TAG),
+        source_domain=version.tags.get(SOURCE_DOMAIN_TAG),
+    )
+
+
+def resolve_model_version(ref: str, *, default_name: str | None = None):
+    """The model version ``ref`` names: ``[models:/]name@alias``, ``[models:/]name/<version>``,
+    a bare version number of ``default_name``, or a bare name (its latest version)."""
+    text = ref.strip().removeprefix("models:/")
+    if not text:
+        raise RegistryError("empty model reference: expected name@alias, name/<version> or a version number")
+    if "@" in text:
+        name, alias = text.split("@", 1)
+        name = name or default_name
+        registered = get_registered_model(name)
+        if alias not in registered.aliases:
+            aliases = ", ".join(f"{a} -> {v}" for a, v in sorted(registered.aliases.items())) or "none"
+            raise RegistryError(f"{name} has no alias {alias!r}; its aliases: {aliases}")
+        return get_model_version(name, registered.aliases[alias])
+    if "/" in text:
+        name, version = text.rsplit("/", 1)
+        return get_model_version(name, version)
+    if text.isdigit():
+        if default_name is None:
+            raise RegistryError(f"a bare version number ({text}) needs a model name: use name/{text}")
+        return get_model_version(default_name, text)
+    get_registered_model(text)
+    versions = MlflowClient().search_model_versions(f"name='{_quoted(text)}'")
+    if not versions:
+        raise RegistryError(f"{text} has no versions yet")
+    return max(versions, key=lambda v: int(v.version))
+
+
+@contextmanager
+def _active_or_new_run(domain: str, run_name: str, tracking: TrackingConfig | None) -> Iterator[None]:
+    """Use the caller's MLflow run when there is one; otherwise open one in the domain's experiment."""
+    if mlflow.active_run() is not None:
+        yield
+        return
+    experiment_for_domain(domain, tracking)
+    with mlflow.start_run(run_name=run_name, tags={KIND_TAG: "teacher-import"}):
+        yield
+
+
+def _ensure_registered_model(name: str, *, tags: dict[str, str], description: str) -> None:
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        try:
+            client.create_registered_model(name, tags=tags, description=description)
+        except MlflowException as race:  # another process created it meanwhile
+            if race.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+
+def _onnx_signature(onnx_export: OnnxExport) -> ModelSignature:
+    side = onnx_export.image_size
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, side, side), onnx_export.input_name)]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, onnx_export.num_classes), onnx_export.output_name)]),
+    )
+
+
+def _existing_weights_file(path: str | Path, *, suffixes: tuple[str, ...], role: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(f"{role} weights file not found: {path}")
+    if path.suffix not in suffixes:
+        raise RegistryError(f"{role} weights {path} should be one of {', '.join(suffixes)} (never a pickled model)")
+    return path
+
+
+def _looks_like_file(ref: str) -> bool:
+    return Path(ref).suffix in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES or Path(ref).is_file()
+
+
+def _alias_for_domain(domain: str | None) -> str | None:
+    """A domain name usable as an alias (MLflow: letters, digits, _ and -), else None."""
+    if not domain:
+        return None
+    alias = re.sub(r"[^A-Za-z0-9_\-]", "-", domain)
+    if alias.lower() in ("latest", "champion", "challenger") or re.fullmatch(r"[vV]\d+", alias):
+        return None
+    return alias
+
+
+def _quoted(name: str) -> str:
+    return name.replace("'", "\\'")

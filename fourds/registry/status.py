@@ -1,0 +1,101 @@
+"""The ``status`` view: every domain with a registered student, its champion and challenger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+
+from fourds.config import TrackingConfig
+from fourds.lineage.record import METRIC_TAG_PREFIX
+from fourds.registry.aliases import CHALLENGER, CHAMPION
+from fourds.registry.models import DOMAIN_TAG
+from fourds.registry.promotion import ACCURACY_METRIC, SIZE_METRIC
+
+
+@dataclass
+class DomainStatus:
+    domain: str
+    model_name: str
+    num_versions: int
+    champion_version: str | None
+    champion_accuracy: float | None
+    champion_onnx_size_mb: float | None
+    champion_since: str | None
+    """When ``champion`` was last moved to this version (UTC, ISO 8601), if moved through fourds."""
+    challenger_version: str | None
+    challenger_accuracy: float | None
+
+
+def domain_status(tracking: TrackingConfig | None = None) -> list[DomainStatus]:
+    """One row per registered student model (``<student_model_prefix><domain>``), sorted by domain."""
+    prefix = (tracking or TrackingConfig()).student_model_prefix
+    client = MlflowClient()
+    rows = []
+    for model in _all_registered_models(client, prefix):
+        versions = {str(v.version): v for v in client.search_model_versions(f"name='{model.name}'")}
+        champion = versions.get(str(model.aliases.get(CHAMPION)))
+        challenger = versions.get(str(model.aliases.get(CHALLENGER)))
+        rows.append(
+            DomainStatus(
+                domain=model.tags.get(DOMAIN_TAG) or model.name.removeprefix(prefix),
+                model_name=model.name,
+                num_versions=len(versions),
+                champion_version=str(champion.version) if champion else None,
+                champion_accuracy=_metric(champion, ACCURACY_METRIC),
+                champion_onnx_size_mb=_metric(champion, SIZE_METRIC),
+                champion_since=champion.tags.get(f"fourds.alias.{CHAMPION}.set_at") if champion else None,
+                challenger_version=str(challenger.version) if challenger else None,
+                challenger_accuracy=_metric(challenger, ACCURACY_METRIC),
+            )
+        )
+    return sorted(rows, key=lambda row: row.domain)
+
+
+def render_status_table(rows: list[DomainStatus]) -> str:
+    """A plain-text table for a terminal; ``-`` where a value is unknown."""
+    if not rows:
+        return "no student models registered yet"
+    header = ["domain", "model", "versions", "champion", "accuracy", "onnx MB", "champion since", "challenger", "accuracy"]
+    lines = [
+        [
+            row.domain,
+            row.model_name,
+            str(row.num_versions),
+            _shown(row.champion_version),
+            _shown(row.champion_accuracy, "{:.4f}"),
+            _shown(row.champion_onnx_size_mb, "{:.2f}"),
+            _shown(row.champion_since),
+            _shown(row.challenger_version),
+            _shown(row.challenger_accuracy, "{:.4f}"),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+                     for line in [header, *lines])
+
+
+def _all_registered_models(client: MlflowClient, prefix: str):
+    # LIKE treats '_' and '%' as wildcards: filter exactly in Python as well.
+    token = None
+    while True:
+        page = client.search_registered_models(filter_string=f"name LIKE '{prefix}%'", page_token=token)
+        yield from (model for model in page if model.name.startswith(prefix))
+        token = page.token
+        if not token:
+            return
+
+
+def _metric(version, name: str) -> float | None:
+    if version is None:
+        return None
+    raw = version.tags.get(METRIC_TAG_PREFIX + name)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _shown(value, template: str = "{}") -> str:
+    return "-" if value is None else template.format(value)
