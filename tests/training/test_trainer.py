@@ -377,3 +377,29 @@ def test_best_val_without_a_validation_set_and_tiny_training_sets_are_errors():
         Trainer(TwoGroupMethod(), _config(), batch_size=4).fit(NoisyImages(1))
     with pytest.raises(ValueError, match="batch_size=1 cannot train a model with BatchNorm"):
         Trainer(TwoGroupMethod(), _config(), batch_size=1).fit(NoisyImages(8))
+
+
+def test_gradient_clipping_bounds_each_groups_update_and_is_logged():
+    method = TwoGroupMethod(dropout=0.0)
+    before = {name: value.detach().clone() for name, value in method.named_parameters()}
+    sgd = {"name": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "schedule": "constant"}
+    recorder = Recorder()
+    config = _config(max_steps=1, max_grad_norm=1e-3, optimizers={"student": sgd, "adapters": sgd})
+
+    Trainer(method, config, batch_size=4, callbacks=[recorder]).fit(NoisyImages(4))
+
+    for prefix, group in (("student.", "student"), ("helper.", "adapters")):
+        moved = torch.cat([(p - before[n]).flatten() for n, p in method.named_parameters() if n.startswith(prefix)])
+        assert moved.norm().item() == pytest.approx(1e-3, rel=1e-3)  # clipped: the raw gradients are far larger
+        assert recorder.steps[1][f"train/grad_norm/{group}"] > 1e-2
+
+
+def test_objectives_must_match_the_declared_groups():
+    class Forgetful(TwoGroupMethod):
+        def training_step(self, images, labels):
+            out = super().training_step(images, labels)
+            del out.objectives["adapters"]
+            return out
+
+    with pytest.raises(ValueError, match=r"objectives for \['student'\] but parameter_groups\(\) declares"):
+        Trainer(Forgetful(), _config(), batch_size=4).fit(NoisyImages(8))
