@@ -68,7 +68,7 @@ def _write_tiny_onnx(path, seed: int) -> OnnxExport:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
         initializer=[numpy_helper.from_array(weights, "weights")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
     onnx.save_model(model, str(path))
     return OnnxExport(
         path=path,

@@ -1,0 +1,202 @@
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from mlflow import MlflowClient
+from safetensors.torch import save_file
+
+from fourds.export.onnx import sha256_file
+from fourds.lineage.record import LineageRecord
+from fourds.models.weights import WeightsError, save_classifier
+from fourds.models.zoo import build_classifier
+from fourds.registry.aliases import alias_version
+from fourds.registry.errors import RegistryError
+from fourds.registry.models import import_teacher, load_teacher, register_student, register_teacher
+from fourds.registry.promotion import gate_metrics
+from fourds.registry.tracking import experiment_for_domain
+
+CLASSES = ["zero", "one", "two"]
+TEACHER_ARCH = "squeezenet1_1"  # the smallest torchvision classifier: fast to build and save
+
+
+def _lineage(**changes) -> LineageRecord:
+    facts = dict(
+        method="4ds",
+        data_domain_md5="aa.dir",
+        data_md5="bb.dir",
+        table_sha256="c" * 64,
+        teacher_model_name="fourds-teacher",
+        teacher_version="1",
+        code_commit="f00d",
+        config_hash="1" * 64,
+        gx_success=True,
+        gx_result_uri="file:///gx.json",
+    )
+    return LineageRecord(**{**facts, **changes})
+
+
+def _student_weights(path: Path) -> Path:
+    save_file({"weights": torch.zeros(48, 3)}, str(path))
+    return path
+
+
+def _plot(path: Path) -> Path:
+    path.write_bytes(b"\x89PNG not really")
+    return path
+
+
+def test_register_student_logs_onnx_weights_plots_and_lineage(workspace, make_onnx, tmp_path):
+    exported = make_onnx()
+    metrics = gate_metrics(test_accuracy=0.9, parity_max_abs_diff=1e-7, latency_ms_batch1=0.3, size_mb=exported.size_mb)
+    experiment_for_domain("usps")
+    with mlflow.start_run() as run:
+        registered = register_student(
+            domain="usps",
+            onnx_export=exported,
+            weights_path=_student_weights(tmp_path / "trained.safetensors"),
+            classes=CLASSES,
+            lineage=_lineage(zenml_run_id="zenml-1"),
+            metrics=metrics,
+            plots=[_plot(tmp_path / "confusion.png")],
+        )
+
+    assert (registered.model_name, registered.version) == ("fourds-student-usps", "1")
+    assert alias_version("fourds-student-usps", "challenger") == "1"
+    assert alias_version("fourds-student-usps", "champion") is None  # only the policy moves champion
+
+    tags = MlflowClient().get_model_version("fourds-student-usps", "1").tags
+    assert tags["fourds.onnx_sha256"] == exported.sha256
+    assert tags["fourds.mlflow_run_id"] == run.info.run_id
+    assert tags["fourds.zenml_run_id"] == "zenml-1" and tags["fourds.gx_success"] == "true"
+    assert tags["fourds.domain"] == "usps" and tags["fourds.kind"] == "student"
+    assert json.loads(tags["fourds.classes"]) == CLASSES
+    assert float(tags["fourds.metric.test_accuracy"]) == 0.9
+    assert LineageRecord.from_tags(tags).data_md5 == "bb.dir"
+
+    folder = Path(mlflow.artifacts.download_artifacts(registered.uri, dst_path=str(tmp_path / "download")))
+    assert sha256_file(folder / "model.onnx") == exported.sha256  # the very file that was checked
+    assert (folder / "extra_files" / "student.safetensors").is_file()
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"images": np.zeros((5, 3, 4, 4), np.float32)})[0].shape == (5, 3)
+    plots = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")]
+    assert plots == ["plots/confusion.png"]
+
+
+def test_each_registration_adds_a_version_and_moves_challenger(workspace, make_onnx, tmp_path):
+    weights = _student_weights(tmp_path / "w.safetensors")
+    experiment_for_domain("usps")
+    for seed in (0, 1):
+        with mlflow.start_run():
+            register_student(domain="usps", onnx_export=make_onnx(f"s{seed}.onnx", seed), weights_path=weights,
+                             classes=CLASSES, lineage=_lineage(), metrics={"test_accuracy": 0.5})
+    assert alias_version("fourds-student-usps", "challenger") == "2"
+
+
+def test_a_student_whose_data_failed_validation_is_never_registered(workspace, make_onnx, tmp_path):
+    weights = _student_weights(tmp_path / "w.safetensors")
+    experiment_for_domain("usps")
+    with mlflow.start_run(), pytest.raises(RegistryError, match="did not pass validation"):
+        register_student(domain="usps", onnx_export=make_onnx(), weights_path=weights, classes=CLASSES,
+                         lineage=_lineage(gx_success=False))
+    assert MlflowClient().search_registered_models() == []
+
+
+def test_register_student_refuses_a_changed_onnx_and_needs_a_run(workspace, make_onnx, tmp_path):
+    weights = _student_weights(tmp_path / "w.safetensors")
+    exported = make_onnx()
+    with pytest.raises(RegistryError, match="active MLflow run"):
+        register_student(domain="usps", onnx_export=exported, weights_path=weights, classes=CLASSES, lineage=_lineage())
+
+    make_onnx(seed=5)  # overwrites the checked file with another model
+    experiment_for_domain("usps")
+    with mlflow.start_run(), pytest.raises(RegistryError, match="changed since it was exported"):
+        register_student(domain="usps", onnx_export=exported, weights_path=weights, classes=CLASSES, lineage=_lineage())
+
+
+# --- teachers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def teacher_file(tmp_path) -> Path:
+    torch.manual_seed(0)
+    model = build_classifier(TEACHER_ARCH, len(CLASSES))
+    return save_classifier(model, tmp_path / "trained_teacher.safetensors", arch=TEACHER_ARCH, classes=CLASSES,
+                           metadata={"data_md5": "src.dir"})
+
+
+@pytest.fixture
+def registered_teacher(workspace, teacher_file):
+    experiment_for_domain("mnist")
+    with mlflow.start_run():
+        return register_teacher(teacher_file, source_domain="mnist", data_md5="src.dir", metrics={"test_accuracy": 0.99})
+
+
+def test_register_teacher_records_classes_arch_and_data(registered_teacher):
+    assert (registered_teacher.model_name, registered_teacher.version) == ("fourds-teacher", "1")
+    tags = MlflowClient().get_model_version("fourds-teacher", "1").tags
+    assert json.loads(tags["fourds.classes"]) == CLASSES
+    assert (tags["fourds.arch"], tags["fourds.stem"], tags["fourds.kind"]) == (TEACHER_ARCH, "imagenet", "teacher")
+    assert (tags["fourds.data_md5"], tags["fourds.source_domain"]) == ("src.dir", "mnist")
+    assert alias_version("fourds-teacher", "mnist") == "1"
+
+
+@pytest.mark.parametrize("ref", ["fourds-teacher@mnist", "fourds-teacher/1", "models:/fourds-teacher/1", "1",
+                                 "fourds-teacher"])
+def test_load_teacher_by_alias_version_or_name(registered_teacher, teacher_file, ref):
+    loaded = load_teacher(ref, classes=CLASSES)
+
+    assert (loaded.model_name, loaded.version, loaded.arch, loaded.classes) == ("fourds-teacher", "1", TEACHER_ARCH,
+                                                                               CLASSES)
+    assert loaded.data_md5 == "src.dir" and loaded.source_domain == "mnist"
+    assert loaded.weights_sha256 == sha256_file(teacher_file)
+    torch.manual_seed(0)  # as in the teacher_file fixture
+    expected = build_classifier(TEACHER_ARCH, 3)
+    for name, tensor in expected.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor), name
+
+
+def test_load_teacher_from_a_weights_file(workspace, teacher_file):
+    loaded = load_teacher(str(teacher_file), classes=CLASSES)
+    assert loaded.model_name is None and loaded.version is None and loaded.arch == TEACHER_ARCH
+    assert loaded.data_md5 == "src.dir"
+    with pytest.raises(RegistryError, match="weights file not found"):
+        load_teacher(str(teacher_file.with_name("missing.safetensors")))
+
+
+def test_load_teacher_shows_the_class_list_difference(registered_teacher, teacher_file):
+    with pytest.raises(WeightsError, match=r"fourds-teacher version 1 holds different class names.*\['two'\].*\['2'\]"):
+        load_teacher("fourds-teacher@mnist", classes=["zero", "one", "2"])
+    with pytest.raises(WeightsError, match="another order"):
+        load_teacher(str(teacher_file), classes=["one", "zero", "two"])
+
+
+def test_load_teacher_names_unknown_models_aliases_and_versions(registered_teacher):
+    with pytest.raises(RegistryError, match="no registered model named 'fourds-teachr'.*; registered models: fourds-teacher"):
+        load_teacher("fourds-teachr@mnist")
+    with pytest.raises(RegistryError, match=r"fourds-teacher has no alias 'usps'; its aliases: mnist -> 1"):
+        load_teacher("fourds-teacher@usps")
+    with pytest.raises(RegistryError, match="fourds-teacher has no version 7; its versions: 1"):
+        load_teacher("fourds-teacher/7")
+
+
+def test_import_teacher_from_a_torch_state_dict(workspace, tmp_path):
+    torch.manual_seed(1)
+    model = build_classifier(TEACHER_ARCH, 3)
+    state_path = tmp_path / "colleague.pt"
+    torch.save(model.state_dict(), state_path)
+
+    with pytest.raises(WeightsError, match="pass arch="):
+        import_teacher(state_path, classes=CLASSES)
+    registered = import_teacher(state_path, arch=TEACHER_ARCH, classes=CLASSES)
+
+    tags = MlflowClient().get_model_version("fourds-teacher", registered.version).tags
+    assert tags["fourds.imported_sha256"] == sha256_file(state_path)
+    assert tags["fourds.imported_from"] == str(state_path.resolve())
+    run = MlflowClient().get_run(registered.run_id)
+    assert MlflowClient().get_experiment(run.info.experiment_id).name == "fourds-imported-teachers"
+    loaded = load_teacher(f"fourds-teacher/{registered.version}", classes=CLASSES)
+    assert torch.equal(loaded.model.state_dict()["classifier.1.weight"], model.state_dict()["classifier.1.weight"])
