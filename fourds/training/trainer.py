@@ -285,8 +285,11 @@ class Trainer:
                 group: float(nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
                 for group, params in groups.items()
             }
-            bad = {f"gradient norm of group {group!r}": _describe(norm) for group, norm in norms.items()}
-            bad = {name: text for name, text in bad.items() if text}
+            bad = {
+                f"gradient norm of group {group!r}": str(norm)
+                for group, norm in norms.items()
+                if not math.isfinite(norm)
+            }
             if bad:
                 raise NonFiniteLossError(step, bad)
             metrics |= {f"train/grad_norm/{group}": norm for group, norm in norms.items()}
@@ -320,7 +323,7 @@ class Trainer:
                 )
         stacked = torch.stack([value.detach().float().reshape(()) for value in scalars.values()]).cpu()
         values = dict(zip(scalars, stacked.tolist(), strict=True))
-        bad = {label: _describe(value) for label, value in values.items() if _describe(value)}
+        bad = {label: str(value) for label, value in values.items() if not math.isfinite(value)}
         if bad:
             raise NonFiniteLossError(step, bad)
         return values
@@ -521,11 +524,6 @@ class Trainer:
         if "val/student_acc" in state.last_eval_metrics:
             shown["val_acc"] = f"{state.last_eval_metrics['val/student_acc']:.3f}"
         return shown
-
-
-def _describe(value: float) -> str:
-    """'nan', 'inf' or '-inf' for a non-finite value, '' for a finite one."""
-    return "" if math.isfinite(value) else str(value)
 
 
 def _seed_worker_numpy(worker_id: int) -> None:
