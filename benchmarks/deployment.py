@@ -1,0 +1,100 @@
+"""What a deployment of the student saves over the teacher, measured once per task.
+
+Parameters and ONNX file size of student vs teacher; ONNX parity of the student
+(onnxruntime vs PyTorch, max abs diff of logits); CPU latency at batch 1 and 64 of the
+student in onnxruntime (how it is served) vs the teacher in PyTorch (how it was
+trained and would otherwise be used), plus the other two combinations for context.
+Everything goes through ``fourds.export.onnx``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from torch import nn
+
+from benchmarks.cells import Teacher, load_average, now, slug
+from benchmarks.suites import Suite, TaskSpec
+from fourds.config import ExportConfig
+from fourds.export.onnx import check_parity, export_onnx, measure_onnx_latency, measure_torch_latency
+from fourds.models import build_classifier, load_classifier
+
+LATENCY_BATCH_SIZES = (1, 64)
+
+
+def measure_deployment(
+    suite: Suite,
+    task: TaskSpec,
+    *,
+    teacher: Teacher,
+    student_weights: Path | None,
+    onnx_dir: Path,
+    key: str,
+) -> dict:
+    """Sizes, parity and latencies of the student (trained 4ds weights when given) and the teacher."""
+    classes = teacher.record["classes"]
+    if student_weights is not None and student_weights.is_file():
+        student, _ = load_classifier(student_weights, arch=suite.student_arch, classes=classes, stem=task.stem)
+        student_origin = f"trained 4ds student ({student_weights.name})"
+    else:
+        student = build_classifier(suite.student_arch, len(classes), stem=task.stem)
+        student_origin = "freshly initialised student (no trained 4ds student was kept)"
+    export = ExportConfig()
+    side = task.image_size
+    load_before = load_average()
+    started = time.perf_counter()
+    print(f"  deployment of {task.name}: ONNX export, parity and latency", flush=True)
+
+    models = {"student": (suite.student_arch, student), "teacher": (suite.teacher_arch, teacher.model)}
+    exports = {
+        role: export_onnx(model, onnx_dir / f"{slug(task.name)}-{role}.onnx", image_size=side, opset=export.opset, arch=arch)
+        for role, (arch, model) in models.items()
+    }
+    parity = {
+        role: check_parity(model, exports[role].path, batch_size=export.parity_batch_size, image_size=side)
+        for role, (_, model) in models.items()
+    }
+    latency: dict[str, dict[str, dict[str, float]]] = {}
+    for role, (_, model) in models.items():
+        for batch_size in LATENCY_BATCH_SIZES:
+            repeats = suite.schedule.latency_repeats
+            latency.setdefault(f"onnx_{role}", {})[str(batch_size)] = measure_onnx_latency(
+                exports[role].path, batch_size=batch_size, image_size=side, repeats=repeats
+            )
+            latency.setdefault(f"torch_{role}", {})[str(batch_size)] = measure_torch_latency(
+                model, batch_size=batch_size, image_size=side, repeats=repeats
+            )
+
+    record = {
+        "kind": "deployment",
+        "key": key,
+        "task": task.name,
+        "image_size": side,
+        "student_origin": student_origin,
+        "parameters": {"student": _parameters(student), "teacher": _parameters(teacher.model)},
+        "onnx_bytes": {role: result.size_bytes for role, result in exports.items()},
+        "onnx_sha256": {role: result.sha256 for role, result in exports.items()},
+        "onnx_opset": {role: result.opset for role, result in exports.items()},
+        "parity_max_abs_diff": parity,
+        "latency_ms": latency,
+        "seconds": round(time.perf_counter() - started, 2),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "finished_at": now(),
+    }
+    student_ms = latency["onnx_student"]
+    teacher_ms = latency["torch_teacher"]
+    print(
+        "    student ONNX "
+        + ", ".join(f"b{b} {student_ms[str(b)]['median_ms']:.1f} ms" for b in LATENCY_BATCH_SIZES)
+        + " | teacher PyTorch "
+        + ", ".join(f"b{b} {teacher_ms[str(b)]['median_ms']:.1f} ms" for b in LATENCY_BATCH_SIZES)
+        + f" | parity {parity['student']:.2e}",
+        flush=True,
+    )
+    return record
+
+
+def _parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())

@@ -1,0 +1,316 @@
+"""From recorded cells to the published results: summary statistics, JSON, markdown, plot.
+
+Spread is the sample standard deviation over seeds. Margins of 4ds over an
+alternative are paired by seed (same labelled images, same student initialisation):
+the mean and standard deviation of ``acc(4ds, seed) - acc(alternative, seed)``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+METHOD_LABELS = {
+    "student_scratch": "scratch",
+    "kd": "kd",
+    "two_stage": "two_stage",
+    "4ds": "4ds",
+    "4ds_adapted_teacher": "4ds adapted teacher",
+    "two_stage_finetuned_teacher": "fine-tuned teacher",
+}
+ALTERNATIVES = ("student_scratch", "kd", "two_stage")
+
+
+def mean_std(values: list[float]) -> dict:
+    values = [value for value in values if value is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": spread, "n": len(values)}
+
+
+def summarise(cells: list[dict], teachers: dict[str, dict], tasks: list[str], budgets: list[str], methods: list[str]) -> list[dict]:
+    """One entry per (task, budget): accuracies, margins, wall times and ratios."""
+    summary = []
+    for task in tasks:
+        for budget in budgets:
+            group = [cell for cell in cells if cell["task"] == task and cell["budget"] == budget]
+            by_method = {method: sorted((c for c in group if c["method"] == method), key=lambda c: c["seed"]) for method in methods}
+            accuracy = {method: mean_std([c["accuracy"]["student"] for c in rows]) for method, rows in by_method.items()}
+            if "4ds" in by_method:
+                accuracy["4ds_adapted_teacher"] = mean_std(
+                    [c["accuracy"].get("adapted_teacher") for c in by_method["4ds"]]
+                )
+            if "two_stage" in by_method:
+                accuracy["two_stage_finetuned_teacher"] = mean_std(
+                    [c["accuracy"].get("finetuned_teacher") for c in by_method["two_stage"]]
+                )
+            teacher = teachers.get(task)
+            entry = {
+                "task": task,
+                "budget": budget,
+                "labelled_images": sorted({c["labelled_images"] for c in group}),
+                "teacher_source_only": teacher["target_test_accuracy"] if teacher else None,
+                "accuracy": accuracy,
+                "margins_4ds": _margins(by_method),
+                "wall_seconds": {m: mean_std([c["wall_seconds"] for c in rows]) for m, rows in by_method.items()},
+                "images_per_second": {m: mean_std([c["images_per_second"] for c in rows]) for m, rows in by_method.items()},
+                "wall_ratio_4ds_over": _wall_ratios(by_method),
+            }
+            summary.append(entry)
+    return summary
+
+
+def _margins(by_method: dict[str, list[dict]]) -> dict:
+    fourds = {c["seed"]: c["accuracy"]["student"] for c in by_method.get("4ds", [])}
+    margins = {}
+    for alternative in ALTERNATIVES:
+        other = {c["seed"]: c["accuracy"]["student"] for c in by_method.get(alternative, [])}
+        seeds = sorted(set(fourds) & set(other))
+        differences = [fourds[seed] - other[seed] for seed in seeds]
+        margins[alternative] = {**mean_std(differences), "wins": sum(d > 0 for d in differences), "seeds": seeds}
+    return margins
+
+
+def _wall_ratios(by_method: dict[str, list[dict]]) -> dict:
+    fourds = mean_std([c["wall_seconds"] for c in by_method.get("4ds", [])])["mean"]
+    ratios = {}
+    for alternative in ("kd", "two_stage", "student_scratch"):
+        other = mean_std([c["wall_seconds"] for c in by_method.get(alternative, [])])["mean"]
+        ratios[alternative] = fourds / other if fourds and other else None
+    return ratios
+
+
+# ---------------------------------------------------------------------- JSON
+
+
+def write_json(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------------- markdown
+
+
+def _percent(stat: dict | None, *, spread: bool = True) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    text = f"{100 * stat['mean']:.1f}"
+    if spread and stat.get("n", 0) > 1:
+        text += f" ± {100 * stat['std']:.1f}"
+    return text
+
+
+def _points(stat: dict) -> str:
+    if stat.get("mean") is None:
+        return "-"
+    sign = "+" if stat["mean"] >= 0 else "−"
+    return f"{sign}{abs(100 * stat['mean']):.1f} ± {100 * stat['std']:.1f} ({stat['wins']}/{stat['n']})"
+
+
+def _seconds(stat: dict) -> str:
+    return "-" if stat.get("mean") is None else f"{stat['mean']:.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f}"
+
+
+def markdown(results: dict) -> str:
+    summary = results["summary"]
+    methods = results["settings"]["methods"]
+    seeds = results["seeds"]
+    lines = [f"# Benchmark results: `{results['suite']}` suite" + (" (PARTIAL)" if results["partial"] else ""), ""]
+    if results["partial"]:
+        lines += [
+            f"**Partial:** {results['cells_done']} of {results['cells_expected']} cells finished; "
+            "rows with fewer seeds than listed are incomplete.",
+            "",
+        ]
+    git = results["git"]
+    lines += [
+        f"- Command: `{results['command']}`",
+        f"- Code: commit `{git['commit']}`" + (" (working tree had other changes, see JSON)" if git.get("dirty") else ""),
+        f"- Machine: {results['machine']['cpu_model']}, {results['machine']['logical_cores']} cores, "
+        f"torch {results['machine']['torch']} ({results['machine']['torch_threads']} threads), no GPU",
+        f"- Load average (1/5/15 min) at start {results['load_average']['start']}, at end {results['load_average']['end']}",
+        f"- This invocation: {results['invocation_seconds'] / 60:.1f} min; compute recorded in all cells, teachers "
+        f"and deployment checks: {results['recorded_seconds'] / 60:.1f} min",
+        f"- Seeds {', '.join(map(str, seeds))}; teacher {results['settings']['teacher_arch']}, "
+        f"student {results['settings']['student_arch']}; nothing is selected on a test split (last step kept).",
+        "",
+        f"## Target test accuracy (%), mean ± std over seeds",
+        "",
+    ]
+    header = ["task", "budget (labels)", "teacher, source only"] + [METHOD_LABELS[m] for m in methods]
+    extra_roles = [role for role in ("4ds_adapted_teacher", "two_stage_finetuned_teacher") if any(role in s["accuracy"] for s in summary)]
+    header += [METHOD_LABELS[role] for role in extra_roles]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in summary:
+        best = max(
+            (entry["accuracy"][m]["mean"] for m in methods if entry["accuracy"][m]["mean"] is not None), default=None
+        )
+        cells = []
+        for method in methods:
+            text = _percent(entry["accuracy"][method])
+            if best is not None and entry["accuracy"][method]["mean"] == best:
+                text = f"**{text}**"
+            cells.append(text)
+        teacher = entry["teacher_source_only"]
+        row = [entry["task"], f"{entry['budget']} ({_labels(entry['labelled_images'])})", "-" if teacher is None else f"{100 * teacher:.1f}"]
+        row += cells + [_percent(entry["accuracy"].get(role)) for role in extra_roles]
+        lines.append("| " + " | ".join(row) + " |")
+
+    lines += [
+        "",
+        "## 4ds student minus each alternative (percentage points; paired by seed: mean ± std (4ds wins/seeds))",
+        "",
+        "| task | budget | vs scratch | vs kd | vs two_stage |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in summary:
+        margins = entry["margins_4ds"]
+        lines.append(
+            f"| {entry['task']} | {entry['budget']} | "
+            + " | ".join(_points(margins[alternative]) for alternative in ALTERNATIVES)
+            + " |"
+        )
+
+    lines += [
+        "",
+        "## Training cost: wall seconds per run (mean), training images/s, and 4ds time ratios",
+        "",
+        "two_stage includes its teacher fine-tuning. Every student gets the same optimiser steps.",
+        "",
+        "| task | budget | " + " | ".join(f"{METHOD_LABELS[m]} s (img/s)" for m in methods) + " | 4ds / kd | 4ds / two_stage |",
+        "|" + "---|" * (len(methods) + 4),
+    ]
+    for entry in summary:
+        row = [entry["task"], entry["budget"]]
+        for method in methods:
+            speed = entry["images_per_second"][method]
+            row.append(f"{_seconds(entry['wall_seconds'][method])} ({_seconds(speed)})")
+        ratios = entry["wall_ratio_4ds_over"]
+        row += [_ratio(ratios.get("kd")), _ratio(ratios.get("two_stage"))]
+        lines.append("| " + " | ".join(row) + " |")
+
+    if results["deployment"]:
+        lines += [
+            "",
+            "## Deployment: student vs teacher (CPU; latency = median ms per call)",
+            "",
+            "| task | input | parameters student / teacher | ONNX MB student / teacher | student ONNX b1 / b64 | "
+            "teacher PyTorch b1 / b64 | student PyTorch b1 / b64 | teacher ONNX b1 / b64 | student parity max abs diff |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for record in results["deployment"]:
+            latency = record["latency_ms"]
+
+            def pair(name: str) -> str:
+                return " / ".join(f"{latency[name][b]['median_ms']:.1f}" for b in ("1", "64"))
+
+            params, sizes = record["parameters"], record["onnx_bytes"]
+            lines.append(
+                f"| {record['task']} | {record['image_size']} px | {params['student'] / 1e6:.1f} M / {params['teacher'] / 1e6:.1f} M "
+                f"({params['student'] / params['teacher']:.2f}x) | {_megabytes(sizes['student'])} / {_megabytes(sizes['teacher'])} | "
+                f"{pair('onnx_student')} | {pair('torch_teacher')} | {pair('torch_student')} | {pair('onnx_teacher')} | "
+                f"{record['parity_max_abs_diff']['student']:.1e} |"
+            )
+
+    lines += [
+        "",
+        "## Source teachers (trained from scratch, once per task)",
+        "",
+        "| task | arch | source training images | steps x batch | wall s | source test acc | target test acc (source only) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for teacher in results["teachers"]:
+        lines.append(
+            f"| {teacher['task']} | {teacher['arch']} | {teacher['source_train_images']} | {teacher['steps']} x {teacher['batch_size']} | "
+            f"{teacher['wall_seconds']:.0f} | {100 * teacher['source_test_accuracy']:.1f} ({teacher['source_test_images']} img) | "
+            f"{100 * teacher['target_test_accuracy']:.1f} ({teacher['target_test_images']} img) |"
+        )
+    schedule = results["settings"]["schedule"]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        f"- Student steps {schedule['student_steps']} x batch {schedule['batch_size']} for every student method; "
+        f"two_stage fine-tunes the teacher for {schedule['finetune_steps']} steps first.",
+        f"- Teacher: {schedule['teacher_steps']} steps x batch {schedule['teacher_batch_size']}, SGD lr {schedule['teacher_lr']}, "
+        f"source images per class: {schedule['teacher_images_per_class'] or 'all'}.",
+        f"- Test images per class: {schedule['test_images_per_class'] or 'all'} (a fixed stratified subset when set).",
+        "- Label budgets: " + "; ".join(
+            f"{b['name']} = {100 * b['fraction']:g}% of each target training class, at least {b['min_per_class']}"
+            for b in results["settings"]["budgets"]
+        ) + ".",
+        "- 4Ds settings: " + ", ".join(f"{k}={v}" for k, v in results["settings"]["fourds"].items()) + ".",
+        "- Data: " + "; ".join(f"{d['name']}: {d['split_rule']}" for d in results["domains"]) + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _labels(counts: list[int]) -> str:
+    if not counts:
+        return "-"
+    return str(counts[0]) if len(counts) == 1 else f"{min(counts)}-{max(counts)}"
+
+
+# ---------------------------------------------------------------------- plot
+
+
+def plot(results: dict, path: Path) -> None:
+    """Accuracy per method and budget, one panel per task, error bars = std over seeds."""
+    summary = results["summary"]
+    tasks = list(dict.fromkeys(entry["task"] for entry in summary))
+    roles = list(results["settings"]["methods"]) + ["4ds_adapted_teacher"]
+    colours = {
+        "student_scratch": "#7f7f7f",
+        "kd": "#1f77b4",
+        "two_stage": "#2ca02c",
+        "4ds": "#d62728",
+        "4ds_adapted_teacher": "#ff9896",
+    }
+    figure = Figure(figsize=(5.5 * len(tasks), 4.2))
+    width = 0.8 / len(roles)
+    for index, task in enumerate(tasks):
+        axes = figure.add_subplot(1, len(tasks), index + 1)
+        entries = [entry for entry in summary if entry["task"] == task]
+        for position, role in enumerate(roles):
+            means, errors, xs = [], [], []
+            for x, entry in enumerate(entries):
+                stat = entry["accuracy"].get(role)
+                if stat and stat["mean"] is not None:
+                    xs.append(x + (position - (len(roles) - 1) / 2) * width)
+                    means.append(100 * stat["mean"])
+                    errors.append(100 * stat["std"])
+            axes.bar(xs, means, width, yerr=errors, capsize=3, label=METHOD_LABELS[role], color=colours.get(role))
+        teacher = entries[0]["teacher_source_only"] if entries else None
+        if teacher is not None:
+            axes.axhline(100 * teacher, color="black", linestyle="--", linewidth=1, label="teacher, source only")
+        axes.set_xticks(
+            range(len(entries)), labels=[f"{e['budget']}\n({_labels(e['labelled_images'])} labels)" for e in entries]
+        )
+        axes.set_ylim(0, 100)
+        axes.set_ylabel("target test accuracy (%)")
+        axes.set_title(task)
+        axes.grid(axis="y", alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize=8, loc="lower right")
+    seeds = len(results["seeds"])
+    figure.suptitle(
+        f"{results['suite']} suite: mean ± std over {seeds} seeds" + (" (partial)" if results["partial"] else "")
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure).print_png(str(path))
+

@@ -1,0 +1,217 @@
+"""Run a benchmark suite and write its results.
+
+    python -m benchmarks.run --suite quick
+    python -m benchmarks.run --suite full --seeds 0 1 2
+    python -m benchmarks.run --suite quick --source DIR --target DIR   # any two image folders
+
+Finished cells are kept in ``<work>/<suite>/cells.jsonl`` and skipped on a rerun, so
+an interrupted run continues where it stopped; ``--report-only`` rewrites the results
+from what is recorded without training anything. Results: ``<out>/<suite>.json``,
+``<suite>.md`` and ``<suite>.png`` (the suite name gets a suffix for custom tasks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.cells import CellStore, cell_key, ensure_teacher, load_average, now, recorded_teacher, run_cell, slug
+from benchmarks.deployment import measure_deployment
+from benchmarks.domains import load_domain
+from benchmarks.provenance import REPO_ROOT, command_line, git_state, machine
+from benchmarks.suites import SUITES, Suite, custom_task, fingerprint
+
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("--source", type=Path, help="source image folder (<class>/<image>, or train/ and test/ inside)")
+    parser.add_argument("--target", type=Path, help="target image folder, same layout and classes as --source")
+    parser.add_argument("--image-size", type=int, default=32, help="input side for --source/--target (default 32)")
+    parser.add_argument("--stem", choices=("imagenet", "no_maxpool", "small_input"), default="no_maxpool")
+    parser.add_argument("--flip", action="store_true", help="random horizontal flips for --source/--target")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
+    parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite (by name, e.g. mnist->usps)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder of the shared tarballs")
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work", help="unpacked data, tables, teachers, cells")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    parser.add_argument("--report-only", action="store_true", help="write the results from recorded cells; train nothing")
+    parser.add_argument("--skip-deployment", action="store_true", help="do not export or time the models")
+    arguments = parser.parse_args(argv)
+    if (arguments.source is None) != (arguments.target is None):
+        parser.error("--source and --target go together")
+    return arguments
+
+
+def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
+    """The suite to run and the name its results are written under."""
+    suite = SUITES[arguments.suite]
+    name = suite.name
+    if arguments.source is not None:
+        task = custom_task(
+            arguments.source, arguments.target, image_size=arguments.image_size, stem=arguments.stem, horizontal_flip=arguments.flip
+        )
+        suite = suite.with_tasks((task,))
+        name = f"{suite.name}-{slug(task.name)}"
+    if arguments.tasks:
+        known = {task.name: task for task in suite.tasks}
+        unknown = [name for name in arguments.tasks if name not in known]
+        if unknown:
+            raise SystemExit(f"unknown task(s) {unknown}; the {suite.name} suite has {sorted(known)}")
+        suite = suite.with_tasks(tuple(known[name] for name in arguments.tasks))
+    if arguments.seeds:
+        suite = suite.with_seeds(tuple(arguments.seeds))
+    return suite, name
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    suite, results_name = select_suite(arguments)
+    started = time.perf_counter()
+    load_start = load_average()
+    work = arguments.work.resolve()
+    suite_dir = work / results_name
+    store = CellStore(suite_dir / "cells.jsonl")
+    progress_bar = sys.stderr.isatty()
+    demo_dir = _prepare_demo(work) if any(task.source.folder.startswith("<demo>/") for task in suite.tasks) else None
+
+    print(f"suite {results_name}: {suite.description}", flush=True)
+    print(f"  load average {load_start}; work folder {work}", flush=True)
+    total_cells = len(suite.tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.methods)
+    done = 0
+    teachers, cells, deployments, domains = {}, [], [], {}
+    for task in suite.tasks:
+        print(f"task {task.name}", flush=True)
+        source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work, demo_dir=demo_dir)
+        target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work, demo_dir=demo_dir)
+        for domain in (source, target):
+            domains[domain.name] = _domain_record(domain)
+        if arguments.report_only:
+            teacher, teacher_record = None, recorded_teacher(suite, task, source, work / "teachers")
+            if teacher_record is None:
+                print("  no teacher recorded for these settings; skipping the task", flush=True)
+                continue
+        else:
+            teacher = ensure_teacher(suite, task, source, target, teachers_dir=work / "teachers", progress_bar=progress_bar)
+            teacher_record = teacher.record
+        teachers[task.name] = teacher_record
+        kept_student = suite_dir / "students" / f"{slug(task.name)}-4ds.safetensors"
+
+        for seed in suite.seeds:
+            for budget in suite.budgets:
+                for method in suite.methods:
+                    done += 1
+                    key = cell_key(suite, task, budget, method, seed, teacher_record)
+                    label = f"[{done}/{total_cells}] {task.name} {budget.name} seed {seed} {method}"
+                    record = store.get(key)
+                    if record is None and not arguments.report_only:
+                        print(f"  {label}: running", flush=True)
+                        keep = seed == suite.seeds[0] and budget == suite.budgets[0] and method == "4ds"
+                        record = run_cell(
+                            suite, task, budget, method, seed, teacher=teacher, target=target, key=key,
+                            progress_bar=progress_bar, keep_student=kept_student if keep else None,
+                        )
+                        store.append(record)
+                    elif record is not None:
+                        print(f"  {label}: recorded earlier, skipped", flush=True)
+                    if record is None:
+                        continue
+                    cells.append(record)
+                    _print_cell(label, record)
+
+        if not arguments.skip_deployment:
+            deployment_key = fingerprint({"task": task.name, "teacher": teacher_record["key"], "student": str(kept_student),
+                                          "student_exists": kept_student.is_file(), "suite": suite.settings()})
+            record = store.get(deployment_key)
+            if record is None and not arguments.report_only:
+                record = measure_deployment(
+                    suite, task, teacher=teacher, student_weights=kept_student, onnx_dir=suite_dir / "onnx", key=deployment_key
+                )
+                store.append(record)
+            if record is not None:
+                deployments.append(record)
+
+    load_end = load_average()
+    results = _results(
+        suite, results_name, teachers=teachers, cells=cells, deployments=deployments, domains=list(domains.values()),
+        total_cells=total_cells, load=(load_start, load_end), seconds=time.perf_counter() - started,
+    )
+    out = arguments.out.resolve()
+    report.write_json(results, out / f"{results_name}.json")
+    (out / f"{results_name}.md").write_text(report.markdown(results))
+    report.plot(results, out / f"{results_name}.png")
+    print(f"wrote {out / results_name}.json, .md and .png ({len(cells)}/{total_cells} cells)", flush=True)
+    print(f"load average at end {load_end}; this invocation took {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    return 0
+
+
+def _results(suite: Suite, name: str, *, teachers, cells, deployments, domains, total_cells, load, seconds) -> dict:
+    recorded = sum(c["wall_seconds"] for c in cells) + sum(t["wall_seconds"] for t in teachers.values())
+    recorded += sum(d["seconds"] for d in deployments)
+    return {
+        "suite": name,
+        "description": suite.description,
+        "partial": len(cells) < total_cells,
+        "cells_done": len(cells),
+        "cells_expected": total_cells,
+        "command": command_line(),
+        "git": git_state(),
+        "machine": machine(),
+        "written_at": now(),
+        "load_average": {"start": load[0], "end": load[1]},
+        "invocation_seconds": round(seconds, 1),
+        "recorded_seconds": round(recorded, 1),
+        "seeds": list(suite.seeds),
+        "tasks": [task.name for task in suite.tasks],
+        "settings": suite.settings(),
+        "domains": domains,
+        "teachers": list(teachers.values()),
+        "summary": report.summarise(
+            cells, teachers, [task.name for task in suite.tasks], [budget.name for budget in suite.budgets], list(suite.methods)
+        ),
+        "deployment": deployments,
+        "cells": cells,
+    }
+
+
+def _domain_record(domain) -> dict:
+    counts = domain.table["split"].value_counts().to_dict()
+    return {
+        "name": domain.name,
+        "classes": domain.classes,
+        "images": {split: int(count) for split, count in counts.items()},
+        "split_rule": domain.split_rule,
+        "archive_sha256": domain.archive_sha256,
+        "content_sha256": domain.content_digest(),
+    }
+
+
+def _prepare_demo(work: Path) -> Path:
+    """Generated demo domains (smoke suite): rendered once, byte-identical every time."""
+    from fourds.data.demo import generate_demo_domains
+
+    demo_dir = work / "demo"
+    if not (demo_dir / "target").is_dir():
+        generate_demo_domains(demo_dir, images_per_class=10, image_size=32, seed=0)
+    return demo_dir
+
+
+def _print_cell(label: str, record: dict) -> None:
+    accuracy = record["accuracy"]
+    extra = "".join(f", {role} {value:.3f}" for role, value in accuracy.items() if role != "student")
+    print(
+        f"  {label}: student {accuracy['student']:.3f}{extra} | {record['wall_seconds']:.0f} s, "
+        f"{record['images_per_second']:.0f} img/s | load {record['load_average_after'][0]}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The named benchmark suites: which tasks, label budgets, seeds and schedules each one runs.
+
+A suite fixes everything that decides a number in the results, so a cell of the
+results is identified by (suite settings, task, budget, method, seed) and a rerun
+with the same settings can reuse it. Every student method gets the same optimiser
+steps, batch size and labelled images; two_stage's teacher fine-tuning has its own
+budget (``finetune_steps``) and its time counts in two_stage's wall time.
+
+Input resolution (see docs in ``benchmarks/README.md``): digits are resized to 32 px
+and the ResNets use the ``no_maxpool`` stem, so layer1..layer4 see 16, 8, 4 and 2 px
+maps. With the ImageNet stem, 32 px would leave layer4 at 1x1, where a Fourier
+amplitude/phase carries nothing. ``small_input`` (layer4 4x4) costs about 4x more
+per step, which does not fit the quick suite on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fourds.config import DataConfig, FourDsConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+
+STUDENT_METHODS = ("student_scratch", "kd", "two_stage", "4ds")
+DIGIT_NORMALISATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Where a domain's images are: a folder inside one of the shared tarballs, or any folder.
+
+    A domain folder either holds ``train/`` and ``test/`` sub-folders of ``<class>/<image>``
+    (the digits), or is itself ``<class>/<image>`` and is split by a hash of each image's
+    content (PACS, any folder given with ``--source/--target``).
+    """
+
+    name: str
+    archive: str | None = None
+    """File name in the shared data folder (e.g. ``mnist.tar.gz``); None for a plain folder."""
+    folder: str = ""
+    """Inside the unpacked archive (e.g. ``mnist``, ``pacs/sketch``), or an absolute folder path."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A source -> target pair and how its images become network inputs."""
+
+    name: str
+    source: DomainSpec
+    target: DomainSpec
+    image_size: int = 32
+    stem: str = "no_maxpool"
+    horizontal_flip: bool = False
+    normalisation: tuple[tuple[float, float, float], tuple[float, float, float]] = DIGIT_NORMALISATION
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """Labelled target images: ``fraction`` of each class of the target training split, at least ``min_per_class``."""
+
+    name: str
+    fraction: float
+    min_per_class: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimisation budgets, shared by every task of a suite."""
+
+    student_steps: int
+    """Optimiser steps of every student method (scratch, kd, two_stage's KD stage, 4ds)."""
+    batch_size: int
+    finetune_steps: int
+    """two_stage only: steps of fine-tuning the teacher on the labelled target images."""
+    teacher_steps: int
+    """Training the source teacher from scratch (once per task, cached)."""
+    teacher_batch_size: int
+    teacher_lr: float
+    teacher_images_per_class: int | None
+    """Source training images per class for the teacher; None = the whole source training split."""
+    test_images_per_class: int | None
+    """Target (and source) test images per class evaluated; None = the whole test split."""
+    latency_repeats: int = 20
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    tasks: tuple[TaskSpec, ...]
+    budgets: tuple[BudgetSpec, ...]
+    seeds: tuple[int, ...]
+    schedule: Schedule
+    methods: tuple[str, ...] = STUDENT_METHODS
+    teacher_arch: str = "resnet34"
+    student_arch: str = "resnet18"
+    fourds: FourDsConfig = field(default_factory=FourDsConfig)
+    """4Ds settings; the reference defaults of METHOD.md unless a suite says otherwise."""
+
+    def with_tasks(self, tasks: tuple[TaskSpec, ...]) -> Suite:
+        return dataclasses.replace(self, tasks=tasks)
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
+        return dataclasses.replace(self, seeds=seeds)
+
+    def settings(self) -> dict:
+        """Everything but the task list and seeds, as plain data (recorded in the results)."""
+        return {
+            "teacher_arch": self.teacher_arch,
+            "student_arch": self.student_arch,
+            "methods": list(self.methods),
+            "budgets": [dataclasses.asdict(budget) for budget in self.budgets],
+            "schedule": dataclasses.asdict(self.schedule),
+            "fourds": self.fourds.model_dump(mode="json"),
+        }
+
+
+def _digits(name: str, source: str, target: str) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        source=DomainSpec(source, archive=f"{source}.tar.gz", folder=source),
+        target=DomainSpec(target, archive=f"{target}.tar.gz", folder=target),
+    )
+
+
+def _pacs(source: str, target: str) -> TaskSpec:
+    # PACS images are 128 px; 64 px with the no_maxpool stem gives layer4 4x4 maps.
+    return TaskSpec(
+        name=f"{source}->{target}",
+        source=DomainSpec(source, archive="pacs.tar.gz", folder=f"pacs/{source}"),
+        target=DomainSpec(target, archive="pacs.tar.gz", folder=f"pacs/{target}"),
+        image_size=64,
+        horizontal_flip=True,
+        normalisation=IMAGENET_NORMALISATION,
+    )
+
+
+DIGIT_TASKS = (_digits("mnist->usps", "mnist", "usps"), _digits("usps->mnist", "usps", "mnist"))
+PACS_TASKS = (_pacs("photo", "sketch"), _pacs("art_painting", "cartoon"))
+LABEL_BUDGETS = (BudgetSpec("low", 0.01, 5), BudgetSpec("medium", 0.10, 5))
+
+SUITES: dict[str, Suite] = {
+    "smoke": Suite(
+        name="smoke",
+        description="CI check of the runner and its report on generated demo domains (tiny networks, a few steps)",
+        tasks=(
+            TaskSpec(
+                name="demo-source->demo-target",
+                source=DomainSpec("demo-source", folder="<demo>/source"),
+                target=DomainSpec("demo-target", folder="<demo>/target"),
+            ),
+        ),
+        budgets=(BudgetSpec("low", 0.2, 2), BudgetSpec("medium", 0.5, 2)),
+        seeds=(0, 1),
+        schedule=Schedule(
+            student_steps=2,
+            batch_size=8,
+            finetune_steps=1,
+            teacher_steps=3,
+            teacher_batch_size=8,
+            teacher_lr=0.05,
+            teacher_images_per_class=None,
+            test_images_per_class=None,
+            latency_repeats=2,
+        ),
+        teacher_arch="resnet18",
+        student_arch="resnet18",
+    ),
+    "quick": Suite(
+        name="quick",
+        description="digits, both label budgets, 3 seeds, shortened schedules (about 30 min on 2 CPU cores)",
+        tasks=DIGIT_TASKS,
+        budgets=LABEL_BUDGETS,
+        seeds=(0, 1, 2),
+        schedule=Schedule(
+            student_steps=100,
+            batch_size=32,
+            finetune_steps=50,
+            teacher_steps=150,
+            teacher_batch_size=64,
+            teacher_lr=0.05,
+            teacher_images_per_class=300,
+            test_images_per_class=100,
+        ),
+    ),
+    "full": Suite(
+        name="full",
+        description="digits and two PACS pairs, both label budgets, 3 seeds, longer schedules (hours)",
+        tasks=DIGIT_TASKS + PACS_TASKS,
+        budgets=LABEL_BUDGETS,
+        seeds=(0, 1, 2),
+        schedule=Schedule(
+            student_steps=600,
+            batch_size=32,
+            finetune_steps=300,
+            teacher_steps=1500,
+            teacher_batch_size=64,
+            teacher_lr=0.05,
+            teacher_images_per_class=None,
+            test_images_per_class=None,
+        ),
+    ),
+}
+
+
+def custom_task(source: Path, target: Path, *, image_size: int, stem: str, horizontal_flip: bool) -> TaskSpec:
+    """A task over two image folders given on the command line."""
+    source, target = source.resolve(), target.resolve()
+    return TaskSpec(
+        name=f"{source.name}->{target.name}",
+        source=DomainSpec(source.name, folder=str(source)),
+        target=DomainSpec(target.name, folder=str(target)),
+        image_size=image_size,
+        stem=stem,
+        horizontal_flip=horizontal_flip,
+        normalisation=IMAGENET_NORMALISATION,
+    )
+
+
+def data_config(suite: Suite, task: TaskSpec, *, batch_size: int) -> DataConfig:
+    mean, std = task.normalisation
+    return DataConfig(
+        image_size=task.image_size,
+        resize_size=None,  # resize straight to the input side; the training crop pads by 1/8
+        random_crop=True,
+        horizontal_flip=task.horizontal_flip,
+        mean=mean,
+        std=std,
+        batch_size=batch_size,
+        eval_batch_size=256,
+    )
+
+
+def teacher_run_config(suite: Suite, task: TaskSpec, *, progress: bool) -> RunConfig:
+    """Training the source teacher from scratch: SGD with a cosine schedule, last step kept."""
+    schedule = suite.schedule
+    return RunConfig(
+        model=ModelConfig(teacher_arch=suite.teacher_arch, student_arch=suite.student_arch, stem=task.stem),
+        data=data_config(suite, task, batch_size=schedule.teacher_batch_size),
+        teacher_train=TrainConfig(
+            max_steps=schedule.teacher_steps,
+            seed=0,
+            selection="last",
+            progress=progress,
+            device="cpu",
+            optimizers={"teacher": OptimizerConfig(name="sgd", lr=schedule.teacher_lr, momentum=0.9, weight_decay=5e-4)},
+        ),
+    )
+
+
+def cell_run_config(suite: Suite, task: TaskSpec, method: str, seed: int, *, progress: bool) -> RunConfig:
+    """One student run. Optimisers are the 4Ds reference ones for every method (student SGD 0.01)."""
+    schedule = suite.schedule
+    return RunConfig(
+        method=method,
+        model=ModelConfig(teacher_arch=suite.teacher_arch, student_arch=suite.student_arch, stem=task.stem),
+        fourds=suite.fourds,
+        data=data_config(suite, task, batch_size=schedule.batch_size),
+        train=TrainConfig(max_steps=schedule.student_steps, seed=seed, selection="last", progress=progress, device="cpu"),
+        # two_stage fine-tunes the teacher with the reference student optimiser (SGD 0.01, cosine).
+        teacher_train=TrainConfig(
+            max_steps=schedule.finetune_steps, seed=seed, selection="last", progress=progress, device="cpu"
+        ),
+    )
+
+
+def fingerprint(data: object) -> str:
+    """Short sha256 of a JSON-able value: equal settings, equal fingerprint."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

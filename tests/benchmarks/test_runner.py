@@ -1,0 +1,126 @@
+"""The benchmark runner end to end on generated demo domains (the smoke suite): runs, reports, resumes.
+
+This checks the runner and its report, not accuracy: the smoke suite trains for a
+few steps only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+METHODS = {"student_scratch", "kd", "two_stage", "4ds"}
+
+
+def _run_smoke(work: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--suite", "smoke", "--work", str(work), "--out", str(out), *extra],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("work")
+    out = tmp_path_factory.mktemp("results")
+    first = _run_smoke(work, out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    results = json.loads((out / "smoke.json").read_text())
+    return {"work": work, "out": out, "first": first, "results": results}
+
+
+@pytest.mark.slow
+def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
+    results = smoke_run["results"]
+    assert results["partial"] is False
+    assert results["cells_done"] == results["cells_expected"] == 1 * 2 * 2 * 4
+    cells = results["cells"]
+    assert {cell["method"] for cell in cells} == METHODS
+    assert {cell["budget"] for cell in cells} == {"low", "medium"}
+    assert {cell["seed"] for cell in cells} == {0, 1}
+    for cell in cells:
+        assert 0.0 <= cell["accuracy"]["student"] <= 1.0
+        assert cell["wall_seconds"] > 0 and cell["images_per_second"] > 0
+        # same step budget for every student method
+        assert cell["student_steps"] == results["settings"]["schedule"]["student_steps"]
+    fourds_cells = [cell for cell in cells if cell["method"] == "4ds"]
+    assert all("adapted_teacher" in cell["accuracy"] for cell in fourds_cells)
+    two_stage = [cell for cell in cells if cell["method"] == "two_stage"]
+    assert all(cell["finetune_steps"] == results["settings"]["schedule"]["finetune_steps"] for cell in two_stage)
+    assert all(set(cell["stage_seconds"]) == {"finetune_teacher", "distill"} for cell in two_stage)
+
+
+@pytest.mark.slow
+def test_provenance_teacher_and_deployment_are_in_the_json(smoke_run: dict) -> None:
+    results = smoke_run["results"]
+    assert results["command"].endswith("--suite smoke --work {} --out {}".format(smoke_run["work"], smoke_run["out"]))
+    assert len(results["git"]["commit"]) == 40
+    assert results["machine"]["logical_cores"] >= 1 and results["machine"]["torch"]
+    assert len(results["load_average"]["start"]) == 3
+    assert all(len(domain["content_sha256"]) == 64 for domain in results["domains"])
+    (teacher,) = results["teachers"]
+    assert 0.0 <= teacher["target_test_accuracy"] <= 1.0
+    (deployment,) = results["deployment"]
+    assert deployment["parameters"]["student"] > 0
+    assert deployment["parity_max_abs_diff"]["student"] < 1e-3
+    assert set(deployment["latency_ms"]) == {"onnx_student", "torch_student", "onnx_teacher", "torch_teacher"}
+    assert set(deployment["latency_ms"]["onnx_student"]) == {"1", "64"}
+    (summary_low, summary_medium) = results["summary"]
+    assert summary_low["budget"] == "low" and summary_medium["budget"] == "medium"
+    assert set(summary_low["margins_4ds"]) == {"student_scratch", "kd", "two_stage"}
+    assert summary_low["margins_4ds"]["kd"]["n"] == 2
+    assert summary_low["wall_ratio_4ds_over"]["kd"] > 0
+
+
+@pytest.mark.slow
+def test_markdown_table_and_plot_are_written(smoke_run: dict) -> None:
+    out = smoke_run["out"]
+    text = (out / "smoke.md").read_text()
+    assert "| task | budget (labels) | teacher, source only | scratch | kd | two_stage | 4ds |" in text
+    assert "4ds / kd" in text and "parity" in text
+    assert smoke_run["results"]["command"] in text
+    assert (out / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_finished_cells_and_reports_the_same_numbers(smoke_run: dict) -> None:
+    second = _run_smoke(smoke_run["work"], smoke_run["out"])
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "running" not in second.stdout
+    assert second.stdout.count("recorded earlier, skipped") == 16
+    assert "cached" in second.stdout  # the teacher is not trained again
+    again = json.loads((smoke_run["out"] / "smoke.json").read_text())
+    assert again["cells"] == smoke_run["results"]["cells"]
+    assert again["deployment"] == smoke_run["results"]["deployment"]
+
+
+@pytest.mark.slow
+def test_report_only_writes_results_without_training(smoke_run: dict, tmp_path: Path) -> None:
+    finished = _run_smoke(smoke_run["work"], tmp_path, "--report-only")
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    assert "running" not in finished.stdout
+    assert json.loads((tmp_path / "smoke.json").read_text())["cells"] == smoke_run["results"]["cells"]
+
+
+def test_source_and_target_go_together() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--source", "somewhere"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert "--source and --target go together" in finished.stderr
