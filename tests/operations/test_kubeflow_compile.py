@@ -1,4 +1,4 @@
-"""The distill pipeline compiles into a Kubeflow Pipelines spec offline, steps in dependency order.
+"""The Kubeflow recipe registers, and the distill pipeline compiles into a KFP spec offline, steps in order.
 
 Needs the optional extra (``pip install .[kubeflow]``, or requirements-kubeflow.lock);
 the base environment skips it. CI runs it in a second environment (.ci/run).
@@ -29,7 +29,10 @@ pytestmark = [
 JOB = Path(__file__).with_name("kubeflow_compile_job.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Steps of the distill pipeline in the order the data flows through them.
-DISTILL_CHAIN = ["ingest_domain", "validate_domain", "distill_student", "evaluate_student", "export_onnx",
+DISTILL_STEPS = {"start_run", "ingest_data", "load_teacher", "validate_data", "distill_student", "evaluate_models",
+                 "export_onnx", "register_student", "promote_student"}
+# A path through the pipeline, in the order the data flows along it.
+DISTILL_CHAIN = ["start_run", "ingest_data", "load_teacher", "validate_data", "distill_student", "export_onnx",
                  "register_student", "promote_student"]
 
 
@@ -77,7 +80,7 @@ def test_spec_holds_every_step_with_its_upstream_steps(compiled):
     upstream = {name: sorted(needs) for name, needs in compiled["upstream_steps"].items()}
 
     assert set(steps) == set(upstream), "the KFP spec and the ZenML pipeline have different steps"
-    assert set(DISTILL_CHAIN) <= set(steps)
+    assert set(steps) == DISTILL_STEPS
     assert steps == upstream
 
 
@@ -87,7 +90,7 @@ def test_steps_run_in_dependency_order(compiled):
     assert chain_positions == sorted(chain_positions), f"order: {sorted(positions, key=positions.get)}"
 
 
-def test_every_step_runs_zenml_step_entrypoint_in_the_image(compiled):
+def test_every_step_runs_zenml_step_entrypoint_in_the_image_with_the_recipe_environment(compiled):
     spec = compiled["spec"]
     executors = spec["deploymentSpec"]["executors"]
     for task in spec["root"]["dag"]["tasks"].values():
@@ -95,3 +98,5 @@ def test_every_step_runs_zenml_step_entrypoint_in_the_image(compiled):
         container = executors[component["executorLabel"]]["container"]
         assert container["image"] == compiled["image"]
         assert container["args"][container["args"].index("--step_name") + 1] == task["taskInfo"]["name"]
+        environment = {variable["name"]: variable["value"] for variable in container["env"]}
+        assert environment.items() >= compiled["environment"].items(), "deploy/kubeflow/run_config.yaml environment"
