@@ -17,6 +17,7 @@ class RunContext(BaseModel):
     """The ZenML run name; also the name of the run folder in the workspace."""
     run_dir: str
     zenml_run_id: str
+    mlflow_experiment_id: str
     mlflow_run_id: str
     domain: str
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import mlflow
-from zenml import log_metadata, step
+from zenml import step
 
 from fourds.config import RunConfig
 from fourds.devices import select_device
@@ -16,6 +16,7 @@ from fourds.models import load_classifier
 from steps.artifacts import EvaluationSummary, IngestedDomain, RunContext, TeacherWeights, TrainedModels
 from steps.data.datasets import domain_splits
 from steps.tracking.mlflow_run import resumed_mlflow_run
+from steps.tracking.zenml_model import log_model_metadata
 
 SOURCE_TEACHER = "source_teacher"
 
@@ -53,5 +54,5 @@ def evaluate_models(
     with resumed_mlflow_run(run, config):
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
-    log_metadata(metadata={"test_metrics": metrics}, infer_model=True)
+    log_model_metadata({"test_metrics": metrics})
     return EvaluationSummary(metrics=metrics, per_class_accuracy=per_class, report_files=report_files)

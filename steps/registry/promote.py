@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import step
 
 from fourds.config import RunConfig
 from fourds.registry import promote_if_better
 from steps.artifacts import PromotionOutcome, RegisteredVersion, RunContext
 from steps.tracking.mlflow_run import resumed_mlflow_run
+from steps.tracking.zenml_model import log_model_metadata
 
 
 @step(enable_cache=False)
@@ -18,7 +19,7 @@ def promote_student(
 ) -> Annotated[PromotionOutcome, "promotion"]:
     with resumed_mlflow_run(run, config):
         decision = promote_if_better(registered.model_name, registered.version, config)
-    log_metadata(metadata={"promoted": decision.promoted, "promotion_reason": decision.reason}, infer_model=True)
+    log_model_metadata({"promoted": decision.promoted, "promotion_reason": decision.reason})
     return PromotionOutcome(
         model_name=registered.model_name,
         version=registered.version,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import step
 
 from fourds.config import RunConfig
 from fourds.export.onnx import sha256_file
@@ -22,6 +22,7 @@ from steps.artifacts import (
     ValidationSummary,
 )
 from steps.tracking.mlflow_run import resumed_mlflow_run
+from steps.tracking.zenml_model import log_model_metadata
 
 
 @step(enable_cache=False)
@@ -63,7 +64,7 @@ def register_student(
             onnx_path=Path(onnx_model.path),
             lineage=lineage,
         )
-    log_metadata(metadata={"mlflow_model": model_name, "mlflow_version": str(version)}, infer_model=True)
+    log_model_metadata({"mlflow_model": model_name, "mlflow_version": str(version)})
     return RegisteredVersion(model_name=model_name, version=str(version), tags=lineage.to_tags())
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import step
 
 from fourds.config import RunConfig
 from fourds.registry import register_teacher as register_in_mlflow
 from steps.artifacts import EvaluationSummary, IngestedDomain, RegisteredVersion, RunContext, TrainedModels, ValidationSummary
 from steps.tracking.mlflow_run import resumed_mlflow_run
+from steps.tracking.zenml_model import log_model_metadata
 
 
 @step(enable_cache=False)
@@ -33,5 +34,5 @@ def register_teacher(
             metrics=evaluation.metrics,
         )
     name = config.tracking.teacher_model_name
-    log_metadata(metadata={"mlflow_model": name, "mlflow_version": str(version)}, infer_model=True)
+    log_model_metadata({"mlflow_model": name, "mlflow_version": str(version)})
     return RegisteredVersion(model_name=name, version=str(version))

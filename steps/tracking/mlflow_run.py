@@ -19,18 +19,22 @@ from fourds.workspace import Workspace
 from steps.artifacts import RunContext
 
 
-def start_mlflow_run(workspace: Workspace, config: RunConfig, *, domain: str, run_name: str, tags: dict[str, str]) -> str:
-    """Create the run in the domain's experiment, log the configuration, return the run id."""
+def start_mlflow_run(
+    workspace: Workspace, config: RunConfig, *, domain: str, run_name: str, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Create the run in the domain's experiment and log the configuration; returns (experiment id, run id)."""
     configure_mlflow(workspace, config.tracking)
-    experiment_for_domain(domain, config.tracking, workspace=workspace)
-    with mlflow.start_run(run_name=run_name, tags=tags) as active:
+    experiment_id = experiment_for_domain(domain, config.tracking, workspace=workspace)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
         log_config(config)
-        return active.info.run_id
+        return experiment_id, active.info.run_id
 
 
 @contextmanager
 def resumed_mlflow_run(run: RunContext, config: RunConfig) -> Iterator[mlflow.ActiveRun]:
     """Reopen the pipeline's MLflow run for the duration of one step."""
     configure_mlflow(Workspace(Path(run.workspace_root)), config.tracking)
+    # MLflow refuses to resume a run of another experiment than the process's active one.
+    mlflow.set_experiment(experiment_id=run.mlflow_experiment_id)
     with mlflow.start_run(run_id=run.mlflow_run_id) as active:
         yield active

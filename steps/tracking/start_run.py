@@ -22,7 +22,7 @@ def start_run(config: RunConfig, domain: str, workspace_root: str, kind: str) ->
     run_dir = workspace.run_dir(run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     zenml_run_id = str(context.pipeline_run.id)
-    mlflow_run_id = start_mlflow_run(
+    mlflow_experiment_id, mlflow_run_id = start_mlflow_run(
         workspace,
         config,
         domain=domain,
@@ -34,6 +34,7 @@ def start_run(config: RunConfig, domain: str, workspace_root: str, kind: str) ->
         run_name=run_name,
         run_dir=str(run_dir),
         zenml_run_id=zenml_run_id,
+        mlflow_experiment_id=mlflow_experiment_id,
         mlflow_run_id=mlflow_run_id,
         domain=domain,
     )
