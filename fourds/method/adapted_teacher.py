@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Literal
 
@@ -18,9 +19,10 @@ _BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
 class AdaptedTeacher(nn.Module):
     """``forward(x) -> (logits, [phase map per stage])``; each stage output is replaced by its adapter's.
 
-    The adapters are wired in with forward hooks on ``teacher``'s stage modules, so any
-    torchvision CNN works and the teacher's own code is untouched; the hooks stay on
-    ``teacher`` for the lifetime of this object (``teacher`` itself now runs adapted).
+    The adapters are wired in with forward hooks on the stage modules of a private copy
+    of ``teacher``, so any torchvision CNN works, the teacher's code is untouched, and
+    the caller's teacher keeps its plain forward and its BatchNorm statistics (it can
+    still be evaluated as the source-only baseline).
 
     ``bn_mode`` decides what the frozen backbone's BatchNorm layers do while this module
     is in train mode: ``"adapt"`` keeps them in train mode so their running statistics
@@ -43,17 +45,17 @@ class AdaptedTeacher(nn.Module):
         super().__init__()
         if bn_mode not in ("adapt", "frozen"):
             raise ValueError(f"bn_mode must be 'adapt' or 'frozen', got {bn_mode!r}")
-        self.teacher = teacher.requires_grad_(False)
+        self.teacher = copy.deepcopy(teacher).requires_grad_(False)
         self.stage_names = list(stage_names)
         self.bn_mode = bn_mode
-        self.stage_shapes = probe_stage_shapes(teacher, self.stage_names, input_shape)
+        self.stage_shapes = probe_stage_shapes(self.teacher, self.stage_names, input_shape)
         self.adapters = nn.ModuleList(
             FourierAdapter(shape[0], reduction=reduction, temperature=temperature, floor=floor)
             for shape in self.stage_shapes
         )
-        self.adapters.to(next(teacher.parameters()).device)
+        self.adapters.to(next(self.teacher.parameters()).device)
         self._phases: dict[int, torch.Tensor] = {}
-        self._taps = StageTaps(teacher, self.stage_names, rewrite=self._adapt_stage)
+        self._taps = StageTaps(self.teacher, self.stage_names, rewrite=self._adapt_stage)
         self.train(self.training)
 
     @property

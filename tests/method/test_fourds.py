@@ -1,5 +1,3 @@
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -120,7 +118,7 @@ def resnet50():
 
 @pytest.mark.parametrize("student_arch", ["mobilenet_v3_small", "resnet18"])
 def test_teacher_and_student_of_different_widths(resnet50, student_arch):
-    method = _four_ds(copy.deepcopy(resnet50), build_classifier(student_arch, 4), student_arch, 64).train()
+    method = _four_ds(resnet50, build_classifier(student_arch, 4), student_arch, 64).train()
     assert method.adapted_teacher.stage_channels == [256, 512, 1024, 2048]
     assert all(isinstance(p, nn.Conv2d) for p in method.fusion.projections)
     output = _sgd_step(method, torch.randn(2, 3, 64, 64), torch.tensor([1, 3]))
