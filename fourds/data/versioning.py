@@ -7,7 +7,9 @@ domain folder: the value DVC would record if that folder were added on its own.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,8 @@ def _open_repo(workspace: Workspace):
     from dvc.exceptions import InitError
     from dvc.repo import Repo
 
+    _point_dvc_logs_at_current_streams()
+
     root = workspace.root
     if not (root / ".dvc").is_dir():
         root.mkdir(parents=True, exist_ok=True)
@@ -61,6 +65,21 @@ def _open_repo(workspace: Workspace):
     # a staging folder while ``dvc add`` runs, and must not be hashed.
     _ignore_staging_folders(root)
     return Repo(root)
+
+
+def _point_dvc_logs_at_current_streams() -> None:
+    """DVC binds its log handlers to sys.stdout/stderr when it is first imported.
+
+    ZenML steps and pytest swap those streams; once the stream DVC kept is closed, DVC's
+    next log line raises. Rebinding to the streams of the moment avoids that.
+    """
+    from dvc.logger import LoggerHandler
+
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, LoggerHandler):
+                # Plain assignment: setStream() would first flush the old, possibly closed, stream.
+                handler.stream = sys.stderr if handler.level >= logging.WARNING else sys.stdout
 
 
 def _ignore_staging_folders(root: Path) -> None:

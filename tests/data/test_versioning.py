@@ -115,6 +115,22 @@ def test_dvc_project_set_up_before_fourds_gets_the_staging_ignore(image_folder, 
     assert "/data/domains/.staging-*" in (workspace.root / ".dvcignore").read_text().splitlines()
 
 
+def test_ingest_survives_dvc_logging_to_a_closed_stream(image_folder, workspace):
+    """DVC keeps the stdout of its import time; ZenML steps and pytest close such streams."""
+    import io
+    import logging
+
+    import dvc.logger
+
+    closed = io.StringIO()
+    closed.close()
+    handlers = [h for h in logging.getLogger("dvc").handlers if isinstance(h, dvc.logger.LoggerHandler)]
+    assert handlers
+    for handler in handlers:
+        handler.stream = closed
+    assert ingest_domain(image_folder, "pets", workspace, progress=False).num_images == 24
+
+
 def test_version_errors_name_what_is_missing(workspace):
     with pytest.raises(DataVersionError, match="data.dvc not found"):
         recorded_data_md5(workspace)
