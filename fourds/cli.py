@@ -102,6 +102,24 @@ def check_data_source(source: str) -> str:
     return str(path.resolve())
 
 
+def check_teacher_reference(session: Session, reference: str | None) -> None:
+    """Fail in a second, not after the pipeline has started, when ``--teacher`` names nothing."""
+    from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES
+    from fourds.registry import configure_mlflow, resolve_model_version
+
+    tracking = session.config.tracking
+    if reference and (Path(reference).suffix in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES or Path(reference).exists()):
+        if not Path(reference).is_file():
+            raise UsageProblem(f"--teacher {reference}: no such weights file")
+        return
+    configure_mlflow(session.workspace.ensure(), tracking)
+    try:
+        resolve_model_version(reference or tracking.teacher_model_name, default_name=tracking.teacher_model_name)
+    except Exception as exc:
+        hint = "" if reference else " (no --teacher given; train one with 'fourds teacher train' or import one)"
+        raise UsageProblem(f"--teacher {reference or tracking.teacher_model_name}: {exc}{hint}") from exc
+
+
 def who_is_acting(who: str | None) -> str:
     return who or os.environ.get("USER") or getpass.getuser()
 
@@ -172,17 +190,20 @@ def teacher_train(session: Session, domain: str, data_source: str, sha256: str |
               help="Comma-separated class names in output order, or a text file with one per line.")
 @click.option("--stem", type=click.Choice(["imagenet", "no_maxpool", "small_input"]), default=None,
               help="Input stem the weights were trained with (default: the config's).")
+@click.option("--source-domain", default=None,
+              help="Domain the teacher was trained on; it becomes an alias (fourds-teacher@<domain>).")
 @workspace_options
-def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec: str, stem: str | None) -> None:
+def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec: str, stem: str | None,
+                   source_domain: str | None) -> None:
     """Register existing teacher weights (safetensors or torch weights_only; never pickle)."""
     classes = _parse_classes(classes_spec)
     from fourds.registry import configure_mlflow, import_teacher
 
-    workspace = session.workspace.ensure()
-    configure_mlflow(workspace, session.config.tracking)
-    version = import_teacher(weights_file, arch=arch, classes=classes, stem=stem or session.config.model.stem,
-                             config=session.config)
-    click.echo(f"registered teacher {session.config.tracking.teacher_model_name} version {version}")
+    configure_mlflow(session.workspace.ensure(), session.config.tracking)
+    registered = import_teacher(weights_file, arch=arch, classes=classes, stem=stem or session.config.model.stem,
+                                source_domain=source_domain, tracking=session.config.tracking)
+    click.echo(f"registered teacher {registered.model_name} version {registered.version} "
+               f"({len(classes)} classes, {arch})")
 
 
 @cli.command()
@@ -205,7 +226,9 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
 
         return schedule_distill(session, domain=domain, data_source=data_source, teacher=teacher_ref,
                                 data_sha256=sha256, cron=cron)
-    outcome = _run_distill_pipeline(session, domain=domain, data_source=check_data_source(data_source),
+    data_source = check_data_source(data_source)
+    check_teacher_reference(session, teacher_ref)
+    outcome = _run_distill_pipeline(session, domain=domain, data_source=data_source,
                                     teacher=teacher_ref, data_sha256=sha256)
     _print_distill_result(outcome)
     _print_timings([outcome], total_seconds=outcome.wall_seconds)
@@ -218,7 +241,7 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
 @workspace_options
 def status(session: Session) -> None:
     """Domains, their champion and challenger students, and key metrics."""
-    from fourds.registry import configure_mlflow, domain_status
+    from fourds.registry import configure_mlflow, domain_status, render_status_table
 
     configure_mlflow(session.workspace.ensure(), session.config.tracking)
     rows = domain_status(session.config.tracking)
@@ -226,7 +249,7 @@ def status(session: Session) -> None:
         click.echo(f"no models registered yet in {session.workspace.root} "
                    "(run 'fourds demo', or 'fourds teacher train' then 'fourds distill')")
         return
-    _print_table(rows)
+    click.echo(render_status_table(rows))
 
 
 @cli.command()
@@ -237,11 +260,12 @@ def status(session: Session) -> None:
 @workspace_options
 def promote(session: Session, model_name: str, version: str, reason: str, who: str | None) -> None:
     """Make VERSION of MODEL_NAME the champion by hand (skips the automatic gates)."""
-    from fourds.registry import configure_mlflow, move_alias
+    from fourds.registry import CHAMPION, configure_mlflow, move_alias
 
     configure_mlflow(session.workspace.ensure(), session.config.tracking)
-    move_alias(model_name, "champion", version, reason=reason, who=who_is_acting(who))
-    click.echo(f"{model_name}@champion -> version {version}")
+    previous = move_alias(model_name, CHAMPION, version, who=who_is_acting(who), reason=reason,
+                          action="manual promote")
+    click.echo(f"{model_name}@{CHAMPION} -> version {version} (was {previous or 'unset'})")
 
 
 @cli.command()
@@ -318,20 +342,22 @@ def _print_distill_result(outcome) -> None:
     evaluation = outcome.outputs["evaluation"]
     click.echo(f"registered {registered.model_name} version {registered.version} (alias challenger)")
     for name in sorted(evaluation.metrics):
-        if name.endswith("_acc"):
+        if name.endswith("/accuracy"):
             click.echo(f"  {name}: {evaluation.metrics[name]:.4f}")
-    verdict = "promoted to champion" if promotion.promoted else "not promoted"
-    click.echo(f"{verdict}: {promotion.reason}")
-    click.echo(f"champion: {promotion.model_name}@champion = version {promotion.champion_version}")
+    click.echo("promoted to champion" if promotion.promoted else "not promoted")
+    for reason in promotion.reasons:
+        click.echo(f"  {reason}")
+    click.echo(f"champion: {promotion.model_name}@champion = version {promotion.champion_version} "
+               f"(models:/{promotion.model_name}@champion)")
     click.echo(f"ONNX file of this run: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
 
 
 def _print_timings(outcomes, *, total_seconds: float) -> None:
     """Training time (inside the trainer) against everything else (stack start-up, steps' I/O)."""
-    training = 0.0
-    for outcome in outcomes:
-        for record in outcome.outputs.values():
-            training += getattr(record, "wall_seconds", 0.0) if hasattr(record, "weights") else 0.0
+    from steps.artifacts import TrainedModels
+
+    training = sum(record.wall_seconds for outcome in outcomes for record in outcome.outputs.values()
+                   if isinstance(record, TrainedModels))
     pipeline_seconds = sum(outcome.wall_seconds for outcome in outcomes)
     steps_seconds = sum(outcome.steps_total_seconds for outcome in outcomes)
     click.echo(
@@ -340,23 +366,6 @@ def _print_timings(outcomes, *, total_seconds: float) -> None:
         f" + ZenML orchestration {pipeline_seconds - steps_seconds:.1f}s"
         f" + outside pipelines {total_seconds - pipeline_seconds:.1f}s"
     )
-
-
-def _print_table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    cells = [[_format_cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
-    click.echo("  ".join(column.ljust(width) for column, width in zip(columns, widths)))
-    for line in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)))
-
-
-def _format_cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
 
 
 # --- commands defined beside their library code (they attach themselves to `cli`) ---------
@@ -368,7 +377,11 @@ import fourds.operations.cli_commands  # noqa: E402,F401  (watch, lineage)
 
 
 def _exit_code(exc: BaseException) -> int:
-    if isinstance(exc, (click.UsageError, ConfigError)):
+    """2 when the command could not start on what the user gave it, 1 when a run started and failed."""
+    from fourds.models.weights import WeightsError
+    from fourds.registry.errors import RegistryError
+
+    if isinstance(exc, (click.UsageError, ConfigError, RegistryError, WeightsError)):
         return 2
     return 1
 

@@ -33,7 +33,7 @@ def distill_pipeline(
     # Registration and promotion come last: a run that fails anywhere registers nothing.
     run = start_run(config, domain, workspace_root, kind="distill")
     ingested = ingest_data(config, run, data_source, data_sha256)
-    teacher = load_teacher(config, run, ingested, teacher_ref)
+    teacher = load_teacher(config, run, teacher_ref)
     validation = validate_data(config, run, ingested, teacher)
     trained = distill_student(config, run, ingested, teacher, validation)
     evaluation = evaluate_models(config, run, ingested, trained, teacher)

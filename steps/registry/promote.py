@@ -18,12 +18,12 @@ def promote_student(
     config: RunConfig, run: RunContext, registered: RegisteredVersion
 ) -> Annotated[PromotionOutcome, "promotion"]:
     with resumed_mlflow_run(run, config):
-        decision = promote_if_better(registered.model_name, registered.version, config)
-    log_model_metadata({"promoted": decision.promoted, "promotion_reason": decision.reason})
+        decision = promote_if_better(registered.model_name, registered.version, config.promotion, echo=False)
+    log_model_metadata({"promoted": decision.promoted, "promotion_reasons": "\n".join(decision.reasons)})
     return PromotionOutcome(
         model_name=registered.model_name,
         version=registered.version,
         promoted=decision.promoted,
-        reason=decision.reason,
-        champion_version=decision.champion_version,
+        reasons=decision.reasons,
+        champion_version=registered.version if decision.promoted else decision.champion_version_before,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from zenml import step
@@ -10,6 +9,7 @@ from zenml import step
 from fourds.config import RunConfig
 from fourds.export.onnx import sha256_file
 from fourds.lineage.record import LineageRecord, code_commit
+from fourds.registry import gate_metrics
 from fourds.registry import register_student as register_in_mlflow
 from steps.artifacts import (
     EvaluationSummary,
@@ -44,7 +44,7 @@ def register_student(
         data_md5=ingested.data_md5,
         data_git_revision=ingested.git_revision,
         table_sha256=sha256_file(ingested.table_path),
-        teacher_model_name=teacher.registered_name or teacher.reference,
+        teacher_model_name=teacher.registered_name,
         teacher_version=teacher.registered_version,
         teacher_data_md5=teacher.source_data_md5,
         code_commit=code_commit(),
@@ -54,25 +54,25 @@ def register_student(
         gx_result_uri=validation.results_json,
         onnx_sha256=onnx_model.sha256,
         mlflow_run_id=run.mlflow_run_id,
-        metrics=_key_metrics(evaluation, onnx_model),
     )
-    model_name = f"{config.tracking.student_model_prefix}{run.domain}"
+    # What the promotion gates read, plus every evaluated model's test accuracy for the audit.
+    metrics = gate_metrics(
+        test_accuracy=evaluation.metrics["test/student/accuracy"],
+        parity_max_abs_diff=onnx_model.parity_max_abs_diff,
+        latency_ms_batch1=onnx_model.latency_ms["1"],
+        size_mb=onnx_model.size_bytes / 2**20,
+    )
+    metrics |= {name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")}
     with resumed_mlflow_run(run, config):
-        version = register_in_mlflow(
-            model_name,
-            weights_path=Path(trained.weights["student"]),
-            onnx_path=Path(onnx_model.path),
+        registered = register_in_mlflow(
+            domain=run.domain,
+            onnx_export=onnx_model.as_export(),
+            weights_path=trained.weights["student"],
+            classes=trained.classes,
             lineage=lineage,
+            metrics=metrics,
+            plots=evaluation.report_files,
+            tracking=config.tracking,
         )
-    log_model_metadata({"mlflow_model": model_name, "mlflow_version": str(version)})
-    return RegisteredVersion(model_name=model_name, version=str(version), tags=lineage.to_tags())
-
-
-def _key_metrics(evaluation: EvaluationSummary, onnx_model: ExportedOnnx) -> dict[str, float]:
-    """What promotion compares and what `fourds status` shows."""
-    metrics = {name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")}
-    metrics["onnx_parity_max_abs_diff"] = onnx_model.parity_max_abs_diff
-    metrics["onnx_size_mb"] = onnx_model.size_bytes / 2**20
-    if "1" in onnx_model.latency_ms:
-        metrics["onnx_latency_ms_batch1"] = onnx_model.latency_ms["1"]
-    return metrics
+    log_model_metadata({"mlflow_model": registered.model_name, "mlflow_version": registered.version})
+    return RegisteredVersion(model_name=registered.model_name, version=registered.version, tags=registered.tags)

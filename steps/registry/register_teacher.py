@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from zenml import step
 
 from fourds.config import RunConfig
 from fourds.registry import register_teacher as register_in_mlflow
-from steps.artifacts import EvaluationSummary, IngestedDomain, RegisteredVersion, RunContext, TrainedModels, ValidationSummary
+from steps.artifacts import EvaluationSummary, IngestedDomain, RegisteredVersion, RunContext, TrainedModels
+from steps.artifacts import ValidationSummary
 from steps.tracking.mlflow_run import resumed_mlflow_run
 from steps.tracking.zenml_model import log_model_metadata
 
@@ -23,16 +23,20 @@ def register_teacher(
     trained: TrainedModels,
     evaluation: EvaluationSummary,
 ) -> Annotated[RegisteredVersion, "registered_teacher"]:
+    """The weights file carries arch, classes and stem in its header; the tags add where its data came from."""
     with resumed_mlflow_run(run, config):
-        version = register_in_mlflow(
-            Path(trained.weights["teacher"]),
-            arch=trained.arch["teacher"],
-            classes=trained.classes,
-            stem=trained.stem,
+        registered = register_in_mlflow(
+            trained.weights["teacher"],
+            source_domain=ingested.name,
             data_md5=ingested.domain_md5,
-            config=config,
-            metrics=evaluation.metrics,
+            metrics={name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")},
+            extra_tags={
+                "fourds.data_git_revision": ingested.git_revision or "unknown",
+                "fourds.gx_success": str(validation.success).lower(),
+                "fourds.zenml_run_id": run.zenml_run_id,
+                "fourds.config_hash": config.config_hash(),
+            },
+            tracking=config.tracking,
         )
-    name = config.tracking.teacher_model_name
-    log_model_metadata({"mlflow_model": name, "mlflow_version": str(version)})
-    return RegisteredVersion(model_name=name, version=str(version))
+    log_model_metadata({"mlflow_model": registered.model_name, "mlflow_version": registered.version})
+    return RegisteredVersion(model_name=registered.model_name, version=registered.version, tags=registered.tags)
