@@ -15,7 +15,13 @@ from fourds.registry.models import (
     resolve_model_version,
     student_model_name,
 )
-from fourds.registry.promotion import PromotionDecision, decide_promotion, gate_metrics, promote_if_better
+from fourds.registry.promotion import (
+    PromotionDecision,
+    champion_metrics,
+    decide_promotion,
+    gate_metrics,
+    promote_if_better,
+)
 from fourds.registry.status import DomainStatus, domain_status, render_status_table
 from fourds.registry.tracking import MlflowMetricsCallback, configure_mlflow, experiment_for_domain, log_config
 
@@ -30,6 +36,7 @@ __all__ = [
     "RegistryError",
     "alias_history",
     "alias_version",
+    "champion_metrics",
     "configure_mlflow",
     "decide_promotion",
     "domain_status",

@@ -20,7 +20,7 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,9 +35,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
-from fourds.config import TrackingConfig
-from fourds.export.onnx import OnnxExport, sha256_file
-from fourds.lineage.record import LineageRecord, code_commit
+from fourds.config import RunConfig, TrackingConfig
+from fourds.export.onnx import sha256_file
+from fourds.lineage.record import MISSING_TAG, LineageRecord, code_commit
 from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, load_classifier, save_classifier
 from fourds.registry.aliases import (
     CHALLENGER,
@@ -55,7 +55,7 @@ CLASSES_TAG = "fourds.classes"
 ARCH_TAG = "fourds.arch"
 STEM_TAG = "fourds.stem"
 SOURCE_DOMAIN_TAG = "fourds.source_domain"
-DATA_MD5_TAG = "fourds.data_md5"
+DATA_MD5_TAG = "fourds.data_domain_md5"  # LineageRecord.data_domain_md5: the data it was trained on
 WEIGHTS_SHA256_TAG = "fourds.weights_sha256"
 STUDENT_ONNX_MODEL = "student"
 STUDENT_WEIGHTS_FILE = "student.safetensors"
@@ -104,21 +104,22 @@ def student_model_name(domain: str, tracking: TrackingConfig | None = None) -> s
 
 
 def register_student(
-    *,
     domain: str,
-    onnx_export: OnnxExport,
+    *,
+    onnx_path: str | Path,
     weights_path: str | Path,
-    classes: list[str],
     lineage: LineageRecord,
     metrics: dict[str, float] | None = None,
-    plots: list[str | Path] = (),
+    plots: Sequence[str | Path] = (),
     tracking: TrackingConfig | None = None,
 ) -> RegisteredModelVersion:
     """Log the student to the active MLflow run and register it as a new ``challenger`` version.
 
-    Refuses (RegistryError) a student whose data did not pass validation, or whose ONNX
-    file changed since export. ``metrics`` are merged into ``lineage.metrics``; the
-    promotion gates read them from the version's tags (see ``fourds.registry.promotion``).
+    ``weights_path`` is the student's safetensors file (its header gives arch, classes and
+    stem); ``onnx_path`` the exported, parity-checked ONNX file, whose sha256 must still be
+    ``lineage.onnx_sha256``. Refuses (RegistryError) a student whose data did not pass
+    validation. ``metrics`` are merged into ``lineage.metrics``; the promotion gates read
+    them from the version's tags (names: ``fourds.registry.promotion.gate_metrics``).
     """
     run = mlflow.active_run()
     if run is None:
@@ -130,39 +131,37 @@ def register_student(
         )
     if lineage.domain not in (None, domain):
         raise RegistryError(f"lineage is for domain {lineage.domain!r} but the student is registered for {domain!r}")
-    onnx_path = Path(onnx_export.path)
+    onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
-        raise RegistryError(f"ONNX file not found: {onnx_path}")
-    actual_sha256 = sha256_file(onnx_path)
-    if actual_sha256 != onnx_export.sha256 or lineage.onnx_sha256 not in (None, onnx_export.sha256):
+        raise RegistryError(f"student ONNX file not found: {onnx_path}")
+    onnx_sha256 = sha256_file(onnx_path)
+    if lineage.onnx_sha256 not in (None, onnx_sha256):
         raise RegistryError(
-            f"{onnx_path} changed since it was exported and checked (sha256 now {actual_sha256[:12]}..., "
-            f"recorded {onnx_export.sha256[:12]}...): export it again"
+            f"{onnx_path} changed since it was exported and checked (sha256 now {onnx_sha256[:12]}..., "
+            f"recorded {lineage.onnx_sha256[:12]}...): export it again"
         )
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="student")
-    bad_metrics = sorted(name for name, value in (metrics or {}).items() if not math.isfinite(value))
-    if bad_metrics:
-        raise RegistryError(f"student metrics must be finite numbers; not finite: {', '.join(bad_metrics)}")
+    _, info = load_classifier(weights_path)  # proves the weights load, and reads what they are
+    merged_metrics = {**lineage.metrics, **(metrics or {})}
+    not_finite = sorted(name for name, value in merged_metrics.items() if not math.isfinite(value))
+    if not_finite:
+        raise RegistryError(f"student metrics must be finite numbers; not finite: {', '.join(not_finite)}")
 
     lineage = replace(
-        lineage,
-        domain=domain,
-        onnx_sha256=onnx_export.sha256,
-        mlflow_run_id=run.info.run_id,
-        metrics={**lineage.metrics, **(metrics or {})},
+        lineage, domain=domain, onnx_sha256=onnx_sha256, mlflow_run_id=run.info.run_id, metrics=merged_metrics
     )
-    model_name = student_model_name(domain, tracking)
+    proto = onnx.load(str(onnx_path))
     with tempfile.TemporaryDirectory() as scratch:
         weights_copy = Path(scratch) / STUDENT_WEIGHTS_FILE
         shutil.copyfile(weights_path, weights_copy)
         logged = mlflow.onnx.log_model(
-            onnx.load(str(onnx_path)),
+            proto,
             name=STUDENT_ONNX_MODEL,
-            signature=_onnx_signature(onnx_export),
+            signature=_onnx_signature(proto),
             pip_requirements=mlflow.onnx.get_default_pip_requirements(),
             save_as_external_data=False,
             extra_files=[str(weights_copy)],
-            metadata={"classes": list(classes), "image_size": onnx_export.image_size, "domain": domain},
+            metadata={"classes": info.classes, "arch": info.arch, "stem": info.stem, "domain": domain},
         )
     for plot in plots:
         mlflow.log_artifact(str(plot), artifact_path="plots")
@@ -170,11 +169,13 @@ def register_student(
     tags = {
         **lineage.to_tags(),
         KIND_TAG: "student",
-        CLASSES_TAG: json.dumps(list(classes)),
-        "fourds.image_size": str(onnx_export.image_size),
-        "fourds.onnx_opset": str(onnx_export.opset),
-        "fourds.onnx_size_bytes": str(onnx_export.size_bytes),
+        ARCH_TAG: info.arch,
+        STEM_TAG: info.stem,
+        CLASSES_TAG: json.dumps(info.classes),
+        "fourds.onnx_opset": str(_declared_opset(proto)),
+        "fourds.onnx_size_bytes": str(onnx_path.stat().st_size),
     }
+    model_name = student_model_name(domain, tracking)
     _ensure_registered_model(
         model_name,
         tags={KIND_TAG: "student", DOMAIN_TAG: domain},
@@ -188,23 +189,28 @@ def register_student(
 def register_teacher(
     weights_path: str | Path,
     *,
-    source_domain: str | None,
-    data_md5: str | None,
+    arch: str | None = None,
+    classes: list[str] | None = None,
+    stem: str | None = None,
+    source_domain: str | None = None,
+    data_md5: str | None = None,
     metrics: dict[str, float] | None = None,
+    config: RunConfig | None = None,
     extra_tags: dict[str, str] | None = None,
-    tracking: TrackingConfig | None = None,
 ) -> RegisteredModelVersion:
     """Log a teacher's safetensors file to the active run and register it as a new teacher version.
 
-    The file must carry arch, classes and stem in its header (``save_classifier`` writes
-    them). A teacher with a ``source_domain`` also gets that domain as an alias.
+    The file's header must describe it (``save_classifier`` writes arch, classes, stem);
+    ``arch``/``classes``/``stem``, when given, are checked against it. ``config`` names
+    the registered model (``tracking.teacher_model_name``) and its hash is recorded. A
+    teacher with a ``source_domain`` also gets that domain as an alias (``fourds-teacher@mnist``).
     """
     run = mlflow.active_run()
     if run is None:
         raise RegistryError("register_teacher needs an active MLflow run: call it inside `with mlflow.start_run():`")
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="teacher")
-    _, info = load_classifier(weights_path)  # proves the file loads, and reads what it holds
-    model_name = (tracking or TrackingConfig()).teacher_model_name
+    _, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
+    model_name = (config.tracking if config else TrackingConfig()).teacher_model_name
 
     with tempfile.TemporaryDirectory() as scratch:
         named = Path(scratch) / TEACHER_WEIGHTS_FILE
@@ -212,19 +218,22 @@ def register_teacher(
         mlflow.log_artifact(str(named), artifact_path=TEACHER_ARTIFACT_DIR)
     source = mlflow.get_artifact_uri(TEACHER_ARTIFACT_DIR)
 
-    lineage_tags = LineageRecord(
-        code_commit=code_commit(), mlflow_run_id=run.info.run_id, metrics=dict(metrics or {})
+    facts = LineageRecord(
+        data_domain_md5=data_md5,
+        code_commit=code_commit(),
+        config_hash=config.config_hash() if config else None,
+        mlflow_run_id=run.info.run_id,
+        metrics=dict(metrics or {}),
     ).to_tags()
-    lineage_tags.pop("fourds.lineage_missing", None)  # the student-oriented list does not apply to teachers
+    facts.pop(MISSING_TAG, None)  # the list of missing facts is about students
     tags = {
-        **lineage_tags,
+        **facts,
         KIND_TAG: "teacher",
         ARCH_TAG: info.arch,
         CLASSES_TAG: json.dumps(info.classes),
         STEM_TAG: info.stem,
         WEIGHTS_SHA256_TAG: sha256_file(weights_path),
         **({SOURCE_DOMAIN_TAG: source_domain} if source_domain else {}),
-        **({DATA_MD5_TAG: data_md5} if data_md5 else {}),
         **(extra_tags or {}),
     }
     _ensure_registered_model(
@@ -253,7 +262,7 @@ def import_teacher(
     stem: str | None = None,
     source_domain: str | None = None,
     data_md5: str | None = None,
-    tracking: TrackingConfig | None = None,
+    config: RunConfig | None = None,
 ) -> RegisteredModelVersion:
     """Register an existing weights file (safetensors, or a torch ``weights_only`` state dict) as a teacher.
 
@@ -277,9 +286,11 @@ def import_teacher(
             stem=info.stem,
             metadata={**info.metadata, "imported_from": weights_path.name},
         )
-        with _active_or_new_run(source_domain or IMPORTED_TEACHERS_DOMAIN, f"import-teacher-{weights_path.stem}", tracking):
+        experiment = source_domain or IMPORTED_TEACHERS_DOMAIN
+        tracking = config.tracking if config else None
+        with _active_or_new_run(experiment, f"import-teacher-{weights_path.stem}", tracking):
             return register_teacher(
-                normalised, source_domain=source_domain, data_md5=data_md5, extra_tags=imported, tracking=tracking
+                normalised, source_domain=source_domain, data_md5=data_md5, extra_tags=imported, config=config
             )
 
 
@@ -392,12 +403,23 @@ def _ensure_registered_model(name: str, *, tags: dict[str, str], description: st
                 raise
 
 
-def _onnx_signature(onnx_export: OnnxExport) -> ModelSignature:
-    side = onnx_export.image_size
+def _onnx_signature(proto: onnx.ModelProto) -> ModelSignature:
+    """The MLflow signature read from the ONNX graph itself (symbolic dimensions become -1)."""
+
+    def spec(value_info) -> TensorSpec:
+        dims = value_info.type.tensor_type.shape.dim
+        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type)
+        return TensorSpec(np.dtype(dtype), shape, value_info.name)
+
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, side, side), onnx_export.input_name)]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, onnx_export.num_classes), onnx_export.output_name)]),
+        inputs=Schema([spec(item) for item in proto.graph.input]),
+        outputs=Schema([spec(item) for item in proto.graph.output]),
     )
+
+
+def _declared_opset(proto: onnx.ModelProto) -> int:
+    return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
 
 
 def _existing_weights_file(path: str | Path, *, suffixes: tuple[str, ...], role: str) -> Path:

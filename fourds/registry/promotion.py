@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from fourds.config import PromotionConfig
 from fourds.lineage.record import LineageRecord
@@ -57,6 +58,16 @@ class PromotionDecision:
     model_name: str | None = None
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
+    @property
+    def reason(self) -> str:
+        """All gate reasons on one line."""
+        return "; ".join(self.reasons)
+
+    @property
+    def champion_version(self) -> str | None:
+        """The champion after the decision."""
+        return self.challenger_version if self.promoted else self.champion_version_before
+
     def summary(self) -> str:
         who = f"{self.model_name} version {self.challenger_version}" if self.model_name else "challenger"
         verdict = "promoted to champion" if self.promoted else "not promoted"
@@ -88,6 +99,20 @@ def decide_promotion(
         champion_version_before=champion_version,
         challenger_version=challenger_version,
     )
+
+
+def champion_metrics(model_name: str) -> tuple[str, dict[str, float]] | None:
+    """The domain's current champion version and its recorded metrics, for comparison in reports.
+
+    None when the model is not registered yet or has no champion (a domain's first run).
+    """
+    try:
+        champion = MlflowClient().get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return str(champion.version), _metrics_of(champion.tags)
 
 
 def promote_if_better(

@@ -7,8 +7,8 @@ import onnxruntime
 import pytest
 import torch
 from mlflow import MlflowClient
-from safetensors.torch import save_file
 
+from fourds.config import RunConfig
 from fourds.export.onnx import sha256_file
 from fourds.lineage.record import LineageRecord
 from fourds.models.weights import WeightsError, save_classifier
@@ -40,8 +40,8 @@ def _lineage(**changes) -> LineageRecord:
 
 
 def _student_weights(path: Path) -> Path:
-    save_file({"weights": torch.zeros(48, 3)}, str(path))
-    return path
+    """A real student weights file (any torchvision arch works; the smallest keeps the test fast)."""
+    return save_classifier(build_classifier(TEACHER_ARCH, len(CLASSES)), path, arch=TEACHER_ARCH, classes=CLASSES)
 
 
 def _plot(path: Path) -> Path:
@@ -55,11 +55,10 @@ def test_register_student_logs_onnx_weights_plots_and_lineage(workspace, make_on
     experiment_for_domain("usps")
     with mlflow.start_run() as run:
         registered = register_student(
-            domain="usps",
-            onnx_export=exported,
+            "usps",
+            onnx_path=exported.path,
             weights_path=_student_weights(tmp_path / "trained.safetensors"),
-            classes=CLASSES,
-            lineage=_lineage(zenml_run_id="zenml-1"),
+            lineage=_lineage(zenml_run_id="zenml-1", onnx_sha256=exported.sha256),
             metrics=metrics,
             plots=[_plot(tmp_path / "confusion.png")],
         )
@@ -73,7 +72,7 @@ def test_register_student_logs_onnx_weights_plots_and_lineage(workspace, make_on
     assert tags["fourds.mlflow_run_id"] == run.info.run_id
     assert tags["fourds.zenml_run_id"] == "zenml-1" and tags["fourds.gx_success"] == "true"
     assert tags["fourds.domain"] == "usps" and tags["fourds.kind"] == "student"
-    assert json.loads(tags["fourds.classes"]) == CLASSES
+    assert json.loads(tags["fourds.classes"]) == CLASSES and tags["fourds.arch"] == TEACHER_ARCH
     assert float(tags["fourds.metric.test_accuracy"]) == 0.9
     assert LineageRecord.from_tags(tags).data_md5 == "bb.dir"
 
@@ -91,30 +90,36 @@ def test_each_registration_adds_a_version_and_moves_challenger(workspace, make_o
     experiment_for_domain("usps")
     for seed in (0, 1):
         with mlflow.start_run():
-            register_student(domain="usps", onnx_export=make_onnx(f"s{seed}.onnx", seed), weights_path=weights,
-                             classes=CLASSES, lineage=_lineage(), metrics={"test_accuracy": 0.5})
+            register_student("usps", onnx_path=make_onnx(f"s{seed}.onnx", seed).path, weights_path=weights,
+                             lineage=_lineage(), metrics={"test_accuracy": 0.5})
     assert alias_version("fourds-student-usps", "challenger") == "2"
+
+
+def test_register_teacher_checks_the_callers_expectations(workspace, teacher_file):
+    experiment_for_domain("mnist")
+    with mlflow.start_run(), pytest.raises(WeightsError, match="only expected"):
+        register_teacher(teacher_file, classes=["zero", "one", "three"])
 
 
 def test_a_student_whose_data_failed_validation_is_never_registered(workspace, make_onnx, tmp_path):
     weights = _student_weights(tmp_path / "w.safetensors")
     experiment_for_domain("usps")
     with mlflow.start_run(), pytest.raises(RegistryError, match="did not pass validation"):
-        register_student(domain="usps", onnx_export=make_onnx(), weights_path=weights, classes=CLASSES,
-                         lineage=_lineage(gx_success=False))
+        register_student("usps", onnx_path=make_onnx().path, weights_path=weights, lineage=_lineage(gx_success=False))
     assert MlflowClient().search_registered_models() == []
 
 
 def test_register_student_refuses_a_changed_onnx_and_needs_a_run(workspace, make_onnx, tmp_path):
     weights = _student_weights(tmp_path / "w.safetensors")
     exported = make_onnx()
+    lineage = _lineage(onnx_sha256=exported.sha256)
     with pytest.raises(RegistryError, match="active MLflow run"):
-        register_student(domain="usps", onnx_export=exported, weights_path=weights, classes=CLASSES, lineage=_lineage())
+        register_student("usps", onnx_path=exported.path, weights_path=weights, lineage=lineage)
 
     make_onnx(seed=5)  # overwrites the checked file with another model
     experiment_for_domain("usps")
     with mlflow.start_run(), pytest.raises(RegistryError, match="changed since it was exported"):
-        register_student(domain="usps", onnx_export=exported, weights_path=weights, classes=CLASSES, lineage=_lineage())
+        register_student("usps", onnx_path=exported.path, weights_path=weights, lineage=lineage)
 
 
 # --- teachers ---------------------------------------------------------------------------------
@@ -132,15 +137,18 @@ def teacher_file(tmp_path) -> Path:
 def registered_teacher(workspace, teacher_file):
     experiment_for_domain("mnist")
     with mlflow.start_run():
-        return register_teacher(teacher_file, source_domain="mnist", data_md5="src.dir", metrics={"test_accuracy": 0.99})
+        return register_teacher(teacher_file, classes=CLASSES, source_domain="mnist", data_md5="src.dir",
+                                metrics={"test/teacher/accuracy": 0.99}, config=RunConfig())
 
 
 def test_register_teacher_records_classes_arch_and_data(registered_teacher):
+    assert registered_teacher.tags["fourds.config_hash"] == RunConfig().config_hash()
+    assert registered_teacher.tags["fourds.metric.test/teacher/accuracy"] == "0.99"
     assert (registered_teacher.model_name, registered_teacher.version) == ("fourds-teacher", "1")
     tags = MlflowClient().get_model_version("fourds-teacher", "1").tags
     assert json.loads(tags["fourds.classes"]) == CLASSES
     assert (tags["fourds.arch"], tags["fourds.stem"], tags["fourds.kind"]) == (TEACHER_ARCH, "imagenet", "teacher")
-    assert (tags["fourds.data_md5"], tags["fourds.source_domain"]) == ("src.dir", "mnist")
+    assert (tags["fourds.data_domain_md5"], tags["fourds.source_domain"]) == ("src.dir", "mnist")
     assert alias_version("fourds-teacher", "mnist") == "1"
 
 

@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from fourds.config import PromotionConfig
 from fourds.registry.aliases import alias_version
-from fourds.registry.promotion import decide_promotion, gate_metrics, promote_if_better
+from fourds.registry.promotion import champion_metrics, decide_promotion, gate_metrics, promote_if_better
 from fourds.registry.tracking import experiment_for_domain
 
 MODEL = "fourds-student-usps"
@@ -86,12 +86,13 @@ def test_better_challengers_become_champion_and_worse_ones_stay_challengers(work
 
     better = bare_version(MODEL, _metrics(accuracy=0.85))
     decision = promote_if_better(MODEL, better, config)
-    assert decision.promoted and decision.champion_version_before == first
+    assert decision.promoted and decision.champion_version_before == first and decision.champion_version == better
     assert alias_version(MODEL, "champion") == better
 
     worse = bare_version(MODEL, _metrics(accuracy=0.82))
     decision = promote_if_better(MODEL, worse, config)
-    assert not decision.promoted
+    assert not decision.promoted and decision.champion_version == better
+    assert decision.reason == "; ".join(decision.reasons) and decision.reason.startswith("FAIL accuracy")
     assert alias_version(MODEL, "champion") == better
 
     tags = MlflowClient().get_model_version(MODEL, worse).tags
@@ -135,3 +136,11 @@ def test_promoting_the_champion_again_changes_nothing(workspace, bare_version):
     promote_if_better(MODEL, version, PromotionConfig(), echo=False)
     again = promote_if_better(MODEL, version, PromotionConfig(), echo=False)
     assert not again.promoted and "already the champion" in again.reasons[0]
+
+
+def test_champion_metrics_for_reports(workspace, bare_version):
+    assert champion_metrics(MODEL) is None  # not registered yet
+    version = bare_version(MODEL, _metrics(accuracy=0.75))
+    assert champion_metrics(MODEL) is None  # registered, no champion yet
+    promote_if_better(MODEL, version, PromotionConfig(), echo=False)
+    assert champion_metrics(MODEL) == (version, _metrics(accuracy=0.75))
