@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fourds.data.sources import DataSourceError, SourceListing, fetch_source, is_url, list_source
-from fourds.data.table import table_rows, write_image_table
+from fourds.data.table import check_split_fractions, table_rows, write_image_table
 from fourds.data.versioning import STAGING_PREFIX, DataVersionError, data_version, track_data_folder
 from fourds.workspace import Workspace
 
@@ -29,7 +29,7 @@ __all__ = ["DataSourceError", "DataVersionError", "IngestResult", "ingest_domain
 TABLE_FILE = "images.csv"
 CLASSES_FILE = "classes.json"
 IMAGES_FOLDER = "images"
-_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,7 @@ def ingest_domain(
     gives them. Raises :class:`DataSourceError` for anything wrong with the source.
     """
     check_domain_name(name)
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
-            f"val_fraction={val_fraction}, test_fraction={test_fraction}: each must be in [0, 1) and their sum < 1"
-        )
+    check_split_fractions(val_fraction, test_fraction)
     shown_source = str(source) if is_url(source) else str(Path(source).expanduser().resolve())
     workspace.domains_dir.mkdir(parents=True, exist_ok=True)
     staging = workspace.domains_dir / f"{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
@@ -115,7 +112,7 @@ def ingest_domain(
 
 def check_domain_name(name: str) -> None:
     """A domain name is a folder name and a registry suffix: letters, digits, ``_ . -``, no leading dot."""
-    if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
+    if not isinstance(name, str) or not _DOMAIN_NAME.fullmatch(name):
         raise DataSourceError(
             f"invalid domain name {name!r}: use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )

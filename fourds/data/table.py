@@ -47,17 +47,21 @@ def split_for(sha256: str, val_fraction: float, test_fraction: float) -> str:
     The first 16 hex digits map the hash to a number in [0, 1): below ``test_fraction``
     is test, then ``val_fraction`` of val, the rest train. Identical files share a split.
     """
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
-            f"val_fraction={val_fraction} and test_fraction={test_fraction}: each must be in [0, 1) "
-            "and their sum < 1 (something must be left to train on)"
-        )
+    check_split_fractions(val_fraction, test_fraction)
     position = int(sha256[:16], 16) / _HASH_RANGE
     if position < test_fraction:
         return "test"
     if position < test_fraction + val_fraction:
         return "val"
     return "train"
+
+
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction}: each must be in [0, 1) "
+            "and their sum < 1 (something must be left to train on)"
+        )
 
 
 def describe_image(content: bytes) -> dict:

@@ -138,7 +138,7 @@ def test_url_source_with_sha256(tmp_path, image_folder, workspace, serve_folder)
     assert not workspace.domain_dir("other").exists()
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "x" * 101, "spaces here", "../up"])
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "x" * 101, "spaces here", "../up", "trailing\n"])
 def test_invalid_domain_names_are_refused(image_folder, workspace, name):
     with pytest.raises(DataSourceError, match="invalid domain name"):
         ingest_domain(image_folder, name, workspace, progress=False)
