@@ -98,6 +98,17 @@ class LoadedTeacher:
     """DVC md5 of the data the teacher was trained on, when recorded."""
     source_domain: str | None
 
+    def lineage_facts(self) -> dict[str, str | None]:
+        """The teacher fields of a student's :class:`LineageRecord` (``LineageRecord(**facts, ...)``).
+
+        A weights file is named by its path and versioned by its content: ``sha256:<hex>``.
+        """
+        return {
+            "teacher_model_name": self.model_name or self.reference,
+            "teacher_version": self.version or f"sha256:{self.weights_sha256}",
+            "teacher_data_md5": self.data_md5,
+        }
+
 
 def student_model_name(domain: str, tracking: TrackingConfig | None = None) -> str:
     return f"{(tracking or TrackingConfig()).student_model_prefix}{domain}"

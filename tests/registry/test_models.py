@@ -160,6 +160,7 @@ def test_load_teacher_by_alias_version_or_name(registered_teacher, teacher_file,
     assert (loaded.model_name, loaded.version, loaded.arch, loaded.classes) == ("fourds-teacher", "1", TEACHER_ARCH,
                                                                                CLASSES)
     assert loaded.data_md5 == "src.dir" and loaded.source_domain == "mnist"
+    assert LineageRecord(**loaded.lineage_facts()).teacher_version == "1"
     assert loaded.weights_sha256 == sha256_file(teacher_file)
     torch.manual_seed(0)  # as in the teacher_file fixture
     expected = build_classifier(TEACHER_ARCH, 3)
@@ -170,7 +171,11 @@ def test_load_teacher_by_alias_version_or_name(registered_teacher, teacher_file,
 def test_load_teacher_from_a_weights_file(workspace, teacher_file):
     loaded = load_teacher(str(teacher_file), classes=CLASSES)
     assert loaded.model_name is None and loaded.version is None and loaded.arch == TEACHER_ARCH
-    assert loaded.data_md5 == "src.dir"
+    assert loaded.lineage_facts() == {
+        "teacher_model_name": str(teacher_file),
+        "teacher_version": f"sha256:{sha256_file(teacher_file)}",
+        "teacher_data_md5": "src.dir",
+    }
     with pytest.raises(RegistryError, match="weights file not found"):
         load_teacher(str(teacher_file.with_name("missing.safetensors")))
 
