@@ -35,7 +35,9 @@ class ImageTableDataset(Dataset):
         self.transform = transform
         for column in ("path", "label"):
             if column not in table.columns:
-                raise ValueError(f"image table has no {column!r} column (columns: {', '.join(map(str, table.columns))})")
+                raise ValueError(
+                    f"image table has no {column!r} column (columns: {', '.join(map(str, table.columns))})"
+                )
         index_of = {name: position for position, name in enumerate(self.classes)}
         labels = table["label"].astype(str)
         unknown = sorted(set(labels) - set(index_of))

@@ -122,7 +122,7 @@ def _contrasting_colours(rng: np.random.Generator) -> tuple[tuple[int, int, int]
 
 
 def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
-    return tuple(int(round(channel * 255)) for channel in colorsys.hsv_to_rgb(hue, saturation, value))
+    return tuple(round(channel * 255) for channel in colorsys.hsv_to_rgb(hue, saturation, value))
 
 
 def _matplotlib_fonts_dir() -> Path:

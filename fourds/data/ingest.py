@@ -24,7 +24,7 @@ from fourds.data.table import check_split_fractions, table_rows, write_image_tab
 from fourds.data.versioning import STAGING_PREFIX, DataVersionError, data_version, track_data_folder
 from fourds.workspace import Workspace
 
-__all__ = ["DataSourceError", "DataVersionError", "IngestResult", "ingest_domain", "TABLE_FILE", "CLASSES_FILE"]
+__all__ = ["CLASSES_FILE", "TABLE_FILE", "DataSourceError", "DataVersionError", "IngestResult", "ingest_domain"]
 
 TABLE_FILE = "images.csv"
 CLASSES_FILE = "classes.json"

@@ -165,9 +165,7 @@ def image_folder_table(
     return table, listing.classes
 
 
-def labelled_subset(
-    table: pd.DataFrame, budget: float | int | None, seed: int, split: str = "train"
-) -> pd.DataFrame:
+def labelled_subset(table: pd.DataFrame, budget: float | int | None, seed: int, split: str = "train") -> pd.DataFrame:
     """The labelled images a run may train on: a stratified, seeded subset of one split.
 
     ``budget``: None = all; a float in (0, 1] = that fraction of every class (rounded,

@@ -65,9 +65,9 @@ class ValidationReport:
         """Raise :class:`DataValidationError` listing every failing expectation, if any failed."""
         if self.success:
             return
+        evaluated = self.statistics.get("evaluated_expectations", "?")
         lines = [
-            f"data validation failed: {len(self.failures)} of {self.statistics.get('evaluated_expectations', '?')} "
-            f"expectations (report: {self.html_report})"
+            f"data validation failed: {len(self.failures)} of {evaluated} expectations (report: {self.html_report})"
         ]
         for failure in self.failures:
             where = f"{failure.table}.{failure.column}" if failure.column else failure.table
@@ -163,9 +163,7 @@ def validate_domain(
     table = read_image_table(domain_dir / "images.csv")
     classes_file = domain_dir / "classes.json"
     domain_classes = json.loads(classes_file.read_text()) if classes_file.is_file() else None
-    return validate_table(
-        table, domain_dir / "images", classes, config, report_dir, domain_classes=domain_classes
-    )
+    return validate_table(table, domain_dir / "images", classes, config, report_dir, domain_classes=domain_classes)
 
 
 def _build_checks(

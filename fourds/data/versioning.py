@@ -121,9 +121,7 @@ def directory_md5(workspace: Workspace, folder: Path) -> str:
     if not folder.is_dir():
         raise DataVersionError(f"{folder}: not a folder")
     with _open_repo(workspace) as repo:
-        _, _, tree = build(
-            repo.cache.local, str(folder.resolve()), repo.fs, "md5", ignore=repo.dvcignore, dry_run=True
-        )
+        _, _, tree = build(repo.cache.local, str(folder.resolve()), repo.fs, "md5", ignore=repo.dvcignore, dry_run=True)
     return tree.hash_info.value
 
 

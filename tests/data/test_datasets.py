@@ -30,7 +30,9 @@ def test_items_are_rgb_tensors_indexed_by_the_teachers_class_order(tmp_path):
 def test_unknown_label_is_a_clear_error(tmp_path):
     folder = make_image_folder(tmp_path / "d", {"a": 1, "owl": 2})
     table, _ = image_folder_table(folder, progress=False)
-    with pytest.raises(ValueError, match=r"label\(s\) 'owl' not in the teacher's class list \['a'\] \(e\.g\. owl/00\.png"):
+    with pytest.raises(
+        ValueError, match=r"label\(s\) 'owl' not in the teacher's class list \['a'\] \(e\.g\. owl/00\.png"
+    ):
         ImageTableDataset(folder, table, ["a"])
 
 
@@ -66,12 +68,17 @@ def test_training_crop_pads_when_there_is_no_resize_margin(tmp_path):
 
 
 def test_flip_and_crop_follow_the_config():
-    names = lambda config, train: [type(step).__name__ for step in build_transforms(config, train).transforms]  # noqa: E731
+    def names(config, train):
+        return [type(step).__name__ for step in build_transforms(config, train).transforms]
+
     photos = DataConfig()
     assert names(photos, True) == ["Resize", "RandomCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
     assert names(photos, False) == ["Resize", "CenterCrop", "ToTensor", "Normalize"]
     assert names(DataConfig(random_crop=False, horizontal_flip=False), True) == [
-        "Resize", "CenterCrop", "ToTensor", "Normalize"
+        "Resize",
+        "CenterCrop",
+        "ToTensor",
+        "Normalize",
     ]
 
 

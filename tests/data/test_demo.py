@@ -71,7 +71,9 @@ def test_digits_are_drawn_with_contrast(tmp_path):
             assert gray.max() - gray.min() > 80, path
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"images_per_class": 0}, "images_per_class"), ({"image_size": 4}, "image_size")])
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"images_per_class": 0}, "images_per_class"), ({"image_size": 4}, "image_size")]
+)
 def test_invalid_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_demo_domains(tmp_path, **kwargs)

@@ -185,8 +185,9 @@ def test_usps_subset_from_folder_and_tar_gz(shared_data, tmp_path, workspace):
     assert sorted(taken) == [str(digit) for digit in range(10)]
 
     from_folder = ingest_domain(folder, "usps", workspace, progress=False)
-    from_archive = ingest_domain(tar_gz_of(folder, tmp_path / "usps.tar.gz", wrapper="usps"), "usps_tgz", workspace,
-                                 progress=False)
+    from_archive = ingest_domain(
+        tar_gz_of(folder, tmp_path / "usps.tar.gz", wrapper="usps"), "usps_tgz", workspace, progress=False
+    )
 
     assert from_folder.domain_md5 == from_archive.domain_md5
     table = read_image_table(from_folder.table_path)

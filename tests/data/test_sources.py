@@ -65,7 +65,10 @@ def test_manifest_places_images_under_their_label(tmp_path):
         ("path,label\nmissing.png,cat\n", r"1 listed file\(s\) not found, e\.g\. line 2: missing\.png"),
         ("path,label\nraw/x.png,../up\n", r"line 2: label '\.\./up' cannot be a class folder name"),
         ("path,label,split\nraw/x.png,cat,holdout\n", r"line 2: split 'holdout' is not one of train, val, test"),
-        ("path,label\nraw/x.png,cat\nother/x.png,cat\n", r"line 3: other/x\.png lands on images/cat/x\.png, like line 2"),
+        (
+            "path,label\nraw/x.png,cat\nother/x.png,cat\n",
+            r"line 3: other/x\.png lands on images/cat/x\.png, like line 2",
+        ),
         ("path,label\n", "lists no images"),
     ],
 )

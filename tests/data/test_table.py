@@ -54,10 +54,28 @@ def test_describe_image_reports_decodability(tmp_path):
 
 def test_table_round_trip_keeps_labels_as_strings(tmp_path):
     rows = [
-        {"path": "0/a.png", "label": "0", "split": "train", "width": 16, "height": 16, "mode": "L",
-         "bytes": 10, "sha256": _digest(1), "decodable": True},
-        {"path": "NA/b.png", "label": "NA", "split": "test", "width": 0, "height": 0, "mode": "",
-         "bytes": 3, "sha256": _digest(2), "decodable": False},
+        {
+            "path": "0/a.png",
+            "label": "0",
+            "split": "train",
+            "width": 16,
+            "height": 16,
+            "mode": "L",
+            "bytes": 10,
+            "sha256": _digest(1),
+            "decodable": True,
+        },
+        {
+            "path": "NA/b.png",
+            "label": "NA",
+            "split": "test",
+            "width": 0,
+            "height": 0,
+            "mode": "",
+            "bytes": 3,
+            "sha256": _digest(2),
+            "decodable": False,
+        },
     ]
     path = tmp_path / "images.csv"
     assert write_image_table(iter(rows), path) == 2
@@ -94,8 +112,14 @@ def _balanced_table(per_class: dict[str, int]) -> pd.DataFrame:
     rows = []
     for label, count in per_class.items():
         for index in range(count):
-            rows.append({"path": f"{label}/{index:03d}.png", "label": label, "split": "train",
-                         "sha256": _digest(f"{label}{index}")})
+            rows.append(
+                {
+                    "path": f"{label}/{index:03d}.png",
+                    "label": label,
+                    "split": "train",
+                    "sha256": _digest(f"{label}{index}"),
+                }
+            )
     rows.append({"path": "a/test.png", "label": "a", "split": "test", "sha256": _digest(-1)})
     return pd.DataFrame(rows)
 

@@ -101,8 +101,12 @@ def test_empty_domain_fails(tmp_path):
 
 def test_class_size_and_balance_bounds(tmp_path):
     folder = make_image_folder(tmp_path / "d", {"cat": 30, "dog": 3})
-    report = _validate(folder, tmp_path / "report", classes=["cat", "dog"],
-                       config=ValidationConfig(min_images_per_class=5, max_class_imbalance=5))
+    report = _validate(
+        folder,
+        tmp_path / "report",
+        classes=["cat", "dog"],
+        config=ValidationConfig(min_images_per_class=5, max_class_imbalance=5),
+    )
     assert _failure(report, "every class has at least 5 images").examples == ["class 'dog'"]
     balance = _failure(report, "class balance")
     assert "at least 6 images" in balance.description and balance.examples == ["class 'dog'"]
@@ -111,8 +115,12 @@ def test_class_size_and_balance_bounds(tmp_path):
 def test_mode_and_size_bounds(tmp_path):
     folder = make_image_folder(tmp_path / "d", {"cat": 2})
     write_png(folder / "cat" / "big.png", 5, size=40, mode="RGB")
-    report = _validate(folder, tmp_path / "report", classes=["cat"],
-                       config=ValidationConfig(min_images_per_class=1, allowed_modes=["L"], max_side=32))
+    report = _validate(
+        folder,
+        tmp_path / "report",
+        classes=["cat"],
+        config=ValidationConfig(min_images_per_class=1, allowed_modes=["L"], max_side=32),
+    )
     assert _failure(report, "image mode is one of L").examples == ["cat/big.png"]
     assert _failure(report, "width within [8, 32]").examples == ["cat/big.png"]
     assert _failure(report, "height within [8, 32]").examples == ["cat/big.png"]

@@ -66,7 +66,8 @@ def test_git_revision_and_dirty_data_dvc(tmp_path, image_folder):
     workspace = Workspace(root)
 
     first = ingest_domain(image_folder, "pets", workspace, progress=False)
-    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    head = head.stdout.strip()
     assert first.git_revision == head
     assert first.data_dvc_dirty is True  # data.dvc is not committed yet
     assert "/data" in (root / ".gitignore").read_text().splitlines()  # dvc add keeps data/ out of git
