@@ -201,7 +201,7 @@ def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec
 
     configure_mlflow(session.workspace.ensure(), session.config.tracking)
     registered = import_teacher(weights_file, arch=arch, classes=classes, stem=stem or session.config.model.stem,
-                                source_domain=source_domain, tracking=session.config.tracking)
+                                source_domain=source_domain, config=session.config)
     click.echo(f"registered teacher {registered.model_name} version {registered.version} "
                f"({len(classes)} classes, {arch})")
 

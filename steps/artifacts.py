@@ -6,11 +6,7 @@ records below carry their paths and the facts later steps and the lineage tags n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, Field
-
-from fourds.export.onnx import OnnxExport
 
 
 class RunContext(BaseModel):
@@ -93,24 +89,15 @@ class EvaluationSummary(BaseModel):
 
 
 class ExportedOnnx(BaseModel):
-    """The student as ONNX, checked against PyTorch (the fields of ``fourds.export.onnx.OnnxExport`` and more)."""
+    """The student as ONNX, checked against PyTorch."""
 
     path: str
     sha256: str
     size_bytes: int
     opset: int
-    input_name: str
-    output_name: str
-    image_size: int
-    num_classes: int
     parity_max_abs_diff: float
     latency_ms: dict[str, float] = Field(default_factory=dict)
     """Median onnxruntime CPU latency by batch size (string keys: JSON-friendly)."""
-
-    def as_export(self) -> OnnxExport:
-        return OnnxExport(path=Path(self.path), sha256=self.sha256, size_bytes=self.size_bytes, opset=self.opset,
-                          input_name=self.input_name, output_name=self.output_name, image_size=self.image_size,
-                          num_classes=self.num_classes)
 
 
 class RegisteredVersion(BaseModel):

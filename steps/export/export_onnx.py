@@ -50,10 +50,6 @@ def export_onnx(config: RunConfig, run: RunContext, trained: TrainedModels) -> A
         sha256=exported.sha256,
         size_bytes=exported.size_bytes,
         opset=exported.opset,
-        input_name=exported.input_name,
-        output_name=exported.output_name,
-        image_size=exported.image_size,
-        num_classes=exported.num_classes,
         parity_max_abs_diff=parity,
         latency_ms=latency_ms,
     )

@@ -65,10 +65,9 @@ def register_student(
     metrics |= {name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")}
     with resumed_mlflow_run(run, config):
         registered = register_in_mlflow(
-            domain=run.domain,
-            onnx_export=onnx_model.as_export(),
+            run.domain,
+            onnx_path=onnx_model.path,
             weights_path=trained.weights["student"],
-            classes=trained.classes,
             lineage=lineage,
             metrics=metrics,
             plots=evaluation.report_files,

@@ -30,13 +30,12 @@ def register_teacher(
             source_domain=ingested.name,
             data_md5=ingested.domain_md5,
             metrics={name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")},
+            config=config,
             extra_tags={
                 "fourds.data_git_revision": ingested.git_revision or "unknown",
                 "fourds.gx_success": str(validation.success).lower(),
                 "fourds.zenml_run_id": run.zenml_run_id,
-                "fourds.config_hash": config.config_hash(),
             },
-            tracking=config.tracking,
         )
     log_model_metadata({"mlflow_model": registered.model_name, "mlflow_version": registered.version})
     return RegisteredVersion(model_name=registered.model_name, version=registered.version, tags=registered.tags)
