@@ -29,12 +29,6 @@ from fourds.lineage.record import LineageRecord
 from fourds.workspace import Workspace
 
 OK, MISSING, MISMATCH = "ok", "missing", "mismatch"
-DEFAULT_ALIAS = "champion"
-CONFIG_ARTIFACT = "config/run_config.yaml"
-
-
-class LineageReferenceError(LookupError):
-    """The model reference given to the audit does not name a registered version."""
 
 
 @dataclass
@@ -85,37 +79,20 @@ class LineageAudit:
                 "complete": self.complete, "links": [link.as_dict() for link in self.links]}
 
 
-def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
-    """``MODEL`` / ``MODEL@ALIAS`` / ``MODEL/VERSION`` -> (model, alias, version); bare MODEL means @champion."""
-    if "@" in reference:
-        model, alias = reference.rsplit("@", 1)
-        version = None
-    elif "/" in reference:
-        model, version = reference.rsplit("/", 1)
-        alias = None
-        if not version.isdigit():
-            raise LineageReferenceError(f"{reference!r}: the version after '/' must be a number")
-    else:
-        model, alias, version = reference, DEFAULT_ALIAS, None
-    if not model or (alias is not None and not alias):
-        raise LineageReferenceError(f"{reference!r}: expected MODEL, MODEL@ALIAS or MODEL/VERSION")
-    return model, alias, version
-
-
 def trace_lineage(reference: str, workspace: Workspace, tracking: TrackingConfig | None = None) -> LineageAudit:
-    """Audit the registered version ``reference`` names; raises :class:`LineageReferenceError` if there is none."""
+    """Audit the registered version ``reference`` names (bare MODEL = MODEL@champion, the one serving).
+
+    Raises :class:`fourds.registry.RegistryError` when no such version exists.
+    """
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    uri = workspace.tracking_uri((tracking or TrackingConfig()).tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    model_name, alias, version_number = parse_reference(reference)
-    try:
-        version = (client.get_model_version_by_alias(model_name, alias) if alias
-                   else client.get_model_version(model_name, version_number))
-    except MlflowException as exc:
-        raise LineageReferenceError(f"{reference}: no such registered model version in {uri} ({exc.message})") from None
+    from fourds.registry import CHAMPION, configure_mlflow, resolve_model_version
 
+    configure_mlflow(workspace, tracking)
+    client = MlflowClient()
+    if "@" not in reference and "/" not in reference.removeprefix("models:/"):
+        reference = f"{reference}@{CHAMPION}"
+    version = resolve_model_version(reference)
     record = LineageRecord.from_tags(version.tags)
     links = [
         registry_link(version, record),
@@ -127,7 +104,7 @@ def trace_lineage(reference: str, workspace: Workspace, tracking: TrackingConfig
         code_link(client, record),
         onnx_link(client, version, record),
     ]
-    return LineageAudit(reference=reference, model_name=model_name, version=str(version.version), links=links)
+    return LineageAudit(reference=reference, model_name=version.name, version=str(version.version), links=links)
 
 
 # --- the links -----------------------------------------------------------------------------------
@@ -297,6 +274,8 @@ def code_link(client, record: LineageRecord) -> Link:
         link.notes.append("the code had uncommitted changes when this model was trained")
     if record.mlflow_run_id is None or config_hash is None:
         return link
+    from fourds.registry.tracking import CONFIG_ARTIFACT
+
     with tempfile.TemporaryDirectory(prefix="fourds-lineage-") as scratch:
         try:
             config_file = client.download_artifacts(record.mlflow_run_id, CONFIG_ARTIFACT, scratch)
@@ -350,7 +329,9 @@ def stored_onnx_files(client, version, scratch: Path) -> list[tuple[str, Path]]:
 
 def teacher_data_md5(tags: dict[str, str]) -> str | None:
     """The md5 of the data a registered teacher was trained on, from its version tags."""
-    return tags.get("fourds.data_domain_md5") or tags.get("fourds.data_md5")
+    from fourds.registry.models import DATA_MD5_TAG
+
+    return tags.get(DATA_MD5_TAG)
 
 
 # --- the human-readable report ----------------------------------------------------------------

@@ -14,7 +14,15 @@ from pathlib import Path
 import click
 import yaml
 
-from fourds.cli import Session, UsageProblem, _run_distill_pipeline, cli, use_workspace_zenml_store, workspace_options
+from fourds.cli import (
+    Session,
+    UsageProblem,
+    _run_distill_pipeline,
+    check_teacher_reference,
+    cli,
+    use_workspace_zenml_store,
+    workspace_options,
+)
 from fourds.operations import watch as watching
 
 
@@ -61,6 +69,8 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
         with watching.watch_lock(workspace.ensure()):
             plan = watching.plan_watch(source, workspace, exclude)
             _print_plan(plan)
+            if plan.due:  # a missing teacher would fail every run: say so once, before any starts
+                check_teacher_reference(session, teacher_ref)
             report = watching.run_watch(plan, workspace, run_distill_for, echo=click.echo)
     except watching.WatchLocked as locked:
         click.echo(f"error: {locked}", err=True)
@@ -94,12 +104,13 @@ def lineage(session: Session, reference: str, as_json: bool) -> None:
     if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
         raise UsageProblem(f"no MLflow registry in {workspace.root} ({workspace.mlflow_db} does not exist)")
     use_workspace_zenml_store(workspace)
-    from fourds.lineage.audit import LineageReferenceError, format_audit, trace_lineage
+    from fourds.lineage.audit import format_audit, trace_lineage
+    from fourds.registry import RegistryError
 
     try:
         audit = trace_lineage(reference, workspace, session.config.tracking)
-    except LineageReferenceError as exc:
-        raise UsageProblem(str(exc)) from None
+    except RegistryError as exc:
+        raise UsageProblem(f"{reference}: {exc}") from None
     click.echo(json.dumps(audit.as_dict(), indent=2, default=str) if as_json else format_audit(audit))
     if not audit.complete:
         raise click.exceptions.Exit(1)

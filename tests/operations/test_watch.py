@@ -186,3 +186,13 @@ def test_lock_left_by_a_dead_watcher_is_taken_over(workspace):
                 pass
     with watch_lock(workspace):
         pass
+
+
+def test_missing_teacher_stops_the_pass_before_any_run(capsys, source, workspace):
+    with pytest.raises(SystemExit) as finished:
+        main(["watch", "--source", str(source), "--teacher", "fourds-teacher/7", "--workspace", str(workspace.root)])
+    err = capsys.readouterr().err
+
+    assert finished.value.code == 2
+    assert "error: --teacher fourds-teacher/7: no registered model named 'fourds-teacher'" in err
+    assert load_state(workspace) == {}
