@@ -21,6 +21,7 @@ import json
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +393,4 @@ def _sha256_file(path: str | Path) -> str:
 def _millis_to_iso(millis: int | None) -> str | None:
     if millis is None:
         return None
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="seconds")

@@ -8,6 +8,7 @@ CLI's usual 0/1/2 are returned through ``click.exceptions.Exit``.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from fourds.operations import watch as watching
 @click.option("--teacher", "teacher_ref", default=None,
               help="Teacher for every run: NAME@ALIAS, NAME/VERSION or a version. Default: the latest registered.")
 @click.option("--exclude", multiple=True, metavar="DOMAIN",
-              help="A domain never to distil (e.g. the teacher's own source domain). Repeatable.")
+              help="A domain never to distil. Repeatable. Registered teachers' source domains are always left out.")
 @click.option("--dry-run", is_flag=True, help="List what would run; run nothing, change nothing.")
 @workspace_options
 def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, exclude: tuple[str, ...],
@@ -50,8 +51,10 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
     source = source_dir or workspace.data_dir
     if not source.is_dir():
         raise UsageProblem(f"--source {source}: no such folder")
+    excluded = {name: "--exclude" for name in exclude}
+    excluded |= {name: "a registered teacher's source domain" for name in _teacher_source_domains(session)}
     if dry_run:
-        plan = watching.plan_watch(source, workspace, exclude)
+        plan = watching.plan_watch(source, workspace, excluded)
         _print_plan(plan)
         click.echo(f"dry run: {len(plan.due)} domain(s) would be distilled; nothing was run")
         return
@@ -67,7 +70,7 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
 
     try:
         with watching.watch_lock(workspace.ensure()):
-            plan = watching.plan_watch(source, workspace, exclude)
+            plan = watching.plan_watch(source, workspace, excluded)
             _print_plan(plan)
             if plan.due:  # a missing teacher would fail every run: say so once, before any starts
                 check_teacher_reference(session, teacher_ref)
@@ -78,6 +81,23 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
     click.echo(watching.summarize(report))
     if report.exit_code != watching.EXIT_OK:
         raise click.exceptions.Exit(report.exit_code)
+
+
+def _teacher_source_domains(session: Session) -> set[str]:
+    """Domains registered teachers were trained on: distilling a teacher into its own domain is not a use."""
+    workspace = session.workspace
+    tracking = session.config.tracking
+    uri = workspace.tracking_uri(tracking.tracking_uri)
+    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+        return set()  # no registry yet, hence no teacher
+    from mlflow import MlflowClient
+
+    from fourds.registry import configure_mlflow
+    from fourds.registry.models import SOURCE_DOMAIN_TAG
+
+    configure_mlflow(workspace, tracking)
+    versions = MlflowClient().search_model_versions(f"name='{tracking.teacher_model_name}'")
+    return {version.tags[SOURCE_DOMAIN_TAG] for version in versions if SOURCE_DOMAIN_TAG in version.tags}
 
 
 def _print_plan(plan: watching.WatchPlan) -> None:
@@ -104,6 +124,7 @@ def lineage(session: Session, reference: str, as_json: bool) -> None:
     if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
         raise UsageProblem(f"no MLflow registry in {workspace.root} ({workspace.mlflow_db} does not exist)")
     use_workspace_zenml_store(workspace)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the report readable
     from fourds.lineage.audit import format_audit, trace_lineage
     from fourds.registry import RegistryError
 

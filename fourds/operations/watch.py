@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fourds.workspace import Workspace
@@ -84,7 +84,7 @@ class Decision:
 
     domain: WatchedDomain
     action: str
-    """``new`` or ``changed`` (due), ``unchanged`` (not due), or ``invalid`` (cannot run)."""
+    """``new`` or ``changed`` (due); ``unchanged`` or ``excluded`` (not due); ``invalid`` (cannot run)."""
     previous_md5: str | None = None
 
     @property
@@ -99,6 +99,8 @@ class Decision:
             return f"changed    {name}  md5 {self.previous_md5} -> {self.domain.md5}"
         if self.action == "unchanged":
             return f"unchanged  {name}  md5 {self.domain.md5}"
+        if self.action == "excluded":
+            return f"excluded   {name}  ({self.domain.problem})"
         return f"invalid    {name}  {self.domain.problem}"
 
 
@@ -187,7 +189,7 @@ def record_success(workspace: Workspace, domain: WatchedDomain, summary: RunSumm
         "folder": str(domain.folder),
         "run_name": summary.run_name,
         "model_version": summary.model_version,
-        "succeeded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "succeeded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     path = state_path(workspace)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,15 +247,20 @@ def scan_domains(source: Path, workspace: Workspace) -> list[WatchedDomain]:
     return domains
 
 
-def plan_watch(source: Path, workspace: Workspace, exclude: tuple[str, ...] = ()) -> WatchPlan:
-    """Compare every domain in ``source`` with its last successful run; change nothing."""
+def plan_watch(source: Path, workspace: Workspace, exclude: dict[str, str] | None = None) -> WatchPlan:
+    """Compare every domain in ``source`` with its last successful run; change nothing.
+
+    ``exclude`` maps domain names never to run to the reason, shown in the plan.
+    """
+    exclude = exclude or {}
     state = load_state(workspace)
     decisions = []
     for domain in scan_domains(source, workspace):
-        if domain.name in exclude:
-            continue
         previous = state.get(domain.name, {}).get("md5")
-        if domain.problem:
+        if domain.name in exclude:
+            domain = WatchedDomain(domain.name, domain.folder, domain.md5, problem=exclude[domain.name])
+            action = "excluded"
+        elif domain.problem:
             action = "invalid"
         elif previous is None:
             action = "new"
@@ -336,7 +343,7 @@ def watch_lock(workspace: Workspace) -> Iterator[Path]:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+                     f"{datetime.now(UTC).isoformat(timespec='seconds')}")
         handle.flush()
         try:
             yield path

@@ -141,6 +141,11 @@ def test_watch_ran_the_real_pipeline_once_for_the_new_domain(watched, capsys):
     assert code == 0
     assert "unchanged  colours" in out and "0 run(s)" in out
 
+    # The workspace's data folder now holds the teacher's source domain too: never a target.
+    code, out, _ = run_cli(capsys, "watch", "--dry-run", "--workspace", str(watched.workspace.root))
+    assert code == 0
+    assert "excluded   colours-source  (a registered teacher's source domain)" in out
+
 
 def test_lineage_of_the_watched_run_is_complete_and_consistent_with_it(watched, capsys):
     from zenml.client import Client

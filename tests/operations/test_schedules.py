@@ -36,7 +36,7 @@ def test_malformed_cron_is_a_usage_error(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_local_orchestrator_cannot_schedule_and_the_cli_says_what_to_do(capsys, tmp_path, zenml_store):
-    code, out, err = run_cli(capsys, "distill", "--domain", "sketches", "--data", str(tmp_path),
+    code, _, err = run_cli(capsys, "distill", "--domain", "sketches", "--data", str(tmp_path),
                              "--schedule", "0 3 * * *", "--workspace", str(tmp_path / "ws"))
 
     assert code == 2

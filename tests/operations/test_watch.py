@@ -180,10 +180,8 @@ def test_second_watcher_exits_with_a_clear_message(capsys, source, workspace):
 
 def test_lock_left_by_a_dead_watcher_is_taken_over(workspace):
     lock_path(workspace).write_text("pid 999999 on elsewhere since 2020-01-01T00:00:00+00:00")
-    with watch_lock(workspace):
-        with pytest.raises(WatchLocked):
-            with watch_lock(workspace):
-                pass
+    with watch_lock(workspace), pytest.raises(WatchLocked), watch_lock(workspace):
+        pass
     with watch_lock(workspace):
         pass
 
@@ -196,3 +194,16 @@ def test_missing_teacher_stops_the_pass_before_any_run(capsys, source, workspace
     assert finished.value.code == 2
     assert "error: --teacher fourds-teacher/7: no registered model named 'fourds-teacher'" in err
     assert load_state(workspace) == {}
+
+
+def test_excluded_domain_is_shown_and_not_run(source, workspace):
+    write_domain(source / "photos", seed=5)
+    runner = RecordingRunner()
+    with watch_lock(workspace):
+        plan = plan_watch(source, workspace, {"photos": "a registered teacher's source domain"})
+        report = run_watch(plan, workspace, runner, echo=lambda line: None)
+
+    excluded = {d.domain.name: d for d in plan.decisions}["photos"]
+    assert excluded.action == "excluded" and not excluded.due
+    assert excluded.describe() == "excluded   photos  (a registered teacher's source domain)"
+    assert runner.calls == ["sketches"] and report.exit_code == EXIT_OK
