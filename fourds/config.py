@@ -51,8 +51,8 @@ def _reference_adapter_optimizer() -> OptimizerConfig:
 class ModelConfig(_Strict):
     """Which torchvision classifiers play teacher and student, and where their stages are."""
 
-    teacher_arch: str = "resnet34"
-    student_arch: str = "resnet18"
+    teacher_arch: str = Field("resnet34", description="any torchvision classification model name")
+    student_arch: str = Field("resnet18", description="any torchvision classification model name")
     pretrained: bool = Field(
         False, description="start from torchvision ImageNet weights (needs internet; never used in tests)"
     )
@@ -66,7 +66,7 @@ class ModelConfig(_Strict):
     teacher_stages: list[str] | None = Field(
         None, description="module names tapped after each stage; None = the architecture's default"
     )
-    student_stages: list[str] | None = None
+    student_stages: list[str] | None = Field(None, description="as teacher_stages, for the student")
 
 
 class FourDsConfig(_Strict):
@@ -93,20 +93,20 @@ class DataConfig(_Strict):
 
     image_size: int = Field(224, ge=8, description="side of the square network input")
     resize_size: int | None = Field(256, description="resize before cropping; None = image_size")
-    random_crop: bool = True
+    random_crop: bool = Field(True, description="random crop in training (padded when resize == crop size)")
     horizontal_flip: bool = Field(True, description="off for digits and text")
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    test_fraction: float = Field(0.2, ge=0, lt=1)
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="per-channel normalisation mean")
+    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="per-channel normalisation std")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of a domain in the validation split (hash-keyed)")
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="share of a domain in the test split (hash-keyed)")
     label_budget: float | int | None = Field(
         None,
         description="labelled target images used for training: a fraction (0<b<=1) or a count per class; None = all",
     )
-    budget_seed: int = 0
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
-    num_workers: int = Field(0, ge=0)
+    budget_seed: int = Field(0, description="seed of the stratified labelled subset")
+    batch_size: int = Field(32, ge=1, description="training batch size")
+    eval_batch_size: int = Field(256, ge=1, description="batch size of validation, evaluation and prediction")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = load in the training process)")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataConfig:
@@ -122,7 +122,7 @@ class DataConfig(_Strict):
 class TrainConfig(_Strict):
     """The optimisation budget and loop of one training run."""
 
-    epochs: int = Field(120, ge=1)
+    epochs: int = Field(120, ge=1, description="training budget in passes over the training data")
     max_steps: int | None = Field(None, ge=1, description="if set, overrides epochs")
     optimizers: dict[str, OptimizerConfig] = Field(
         default_factory=lambda: {
@@ -132,16 +132,16 @@ class TrainConfig(_Strict):
         },
         description="one optimiser per parameter group a method declares",
     )
-    seed: int = 0
+    seed: int = Field(0, description="seed of initialisation, shuffling and augmentation")
     selection: Literal["last", "best_val"] = Field(
         "last", description="which weights to keep: the last step, or the best validation accuracy"
     )
     eval_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
-    max_grad_norm: float | None = Field(None, gt=0)
+    max_grad_norm: float | None = Field(None, gt=0, description="clip each group's gradient norm; None = no clipping")
     device: str = Field("auto", description="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1'")
-    deterministic: bool = True
-    progress: bool = True
+    deterministic: bool = Field(True, description="torch deterministic algorithms (warn-only where none exists)")
+    progress: bool = Field(True, description="show progress bars")
 
     @field_validator("optimizers")
     @classmethod
@@ -158,27 +158,29 @@ class TrainConfig(_Strict):
 class ValidationConfig(_Strict):
     """Bounds of the Great Expectations suite on the per-image table."""
 
-    min_images_per_class: int = Field(5, ge=1)
+    min_images_per_class: int = Field(5, ge=1, description="every class needs at least this many images")
     max_class_imbalance: float = Field(
         20.0, ge=1, description="largest class count / smallest class count"
     )
-    allowed_modes: list[str] = Field(default_factory=lambda: ["L", "RGB", "RGBA", "P", "LA"])
-    min_side: int = Field(8, ge=1)
-    max_side: int = Field(4096, ge=1)
+    allowed_modes: list[str] = Field(
+        default_factory=lambda: ["L", "RGB", "RGBA", "P", "LA"], description="accepted PIL image modes"
+    )
+    min_side: int = Field(8, ge=1, description="smallest accepted image width/height in pixels")
+    max_side: int = Field(4096, ge=1, description="largest accepted image width/height in pixels")
 
 
 class ExportConfig(_Strict):
-    opset: int = Field(18, ge=17)
+    opset: int = Field(18, ge=17, description="ONNX opset (torch's exporter emits >= 18)")
     parity_batch_size: int = Field(3, ge=1, description="differs from the export example's batch on purpose")
-    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
-    latency_repeats: int = Field(20, ge=1)
+    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64], description="batch sizes timed")
+    latency_repeats: int = Field(20, ge=1, description="timed runs per batch size (median reported)")
 
 
 class PromotionConfig(_Strict):
     """Gates a challenger must pass to become the domain's champion."""
 
     min_accuracy_gain: float = Field(0.0, description="challenger acc >= champion acc + this")
-    max_parity_abs_diff: float = Field(1e-4, gt=0)
+    max_parity_abs_diff: float = Field(1e-4, gt=0, description="ONNX vs PyTorch max abs logit difference")
     max_latency_ms: float | None = Field(None, gt=0, description="ONNX batch-1 CPU latency budget")
     max_size_mb: float | None = Field(None, gt=0, description="ONNX file size budget")
 
@@ -187,15 +189,15 @@ class TrackingConfig(_Strict):
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; None = $MLFLOW_TRACKING_URI or sqlite in the workspace"
     )
-    teacher_model_name: str = "fourds-teacher"
-    student_model_prefix: str = "fourds-student-"
-    experiment_prefix: str = "fourds-"
+    teacher_model_name: str = Field("fourds-teacher", description="registered model of teachers")
+    student_model_prefix: str = Field("fourds-student-", description="registered model per domain: prefix + domain")
+    experiment_prefix: str = Field("fourds-", description="MLflow experiment per domain: prefix + domain")
 
 
 class RunConfig(_Strict):
     """Everything one distillation (or teacher-training) run needs."""
 
-    method: MethodName = "4ds"
+    method: MethodName = Field("4ds", description="4ds, kd, two_stage or student_scratch")
     model: ModelConfig = Field(default_factory=ModelConfig)
     fourds: FourDsConfig = Field(default_factory=FourDsConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -256,3 +258,22 @@ def _deep_merge(base: dict, overrides: dict) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def config_reference_markdown() -> str:
+    """Every RunConfig field with its default and meaning, as the markdown table in docs/CONFIGURATION.md."""
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                walk(type(default), f"{prefix}{name}.")
+                continue
+            if isinstance(default, dict):
+                default = ", ".join(f"{group}: {opt.name} lr={opt.lr}" for group, opt in default.items())
+            meaning = (field.description or "").replace("|", "/")
+            rows.append(f"| `{prefix}{name}` | `{default}` | {meaning} |")
+
+    walk(RunConfig, "")
+    return "\n".join(rows) + "\n"
