@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
 TINY = {
     "method": "4ds",
-    "model": {"teacher_arch": "resnet18", "student_arch": "resnet18", "stem": "imagenet"},
+    # no_maxpool keeps 2x2 last-stage maps at 32 px, so fusion-activation has something to align
+    "model": {"teacher_arch": "resnet18", "student_arch": "resnet18", "stem": "no_maxpool"},
     "data": {"image_size": 32, "resize_size": None, "random_crop": False, "horizontal_flip": False,
              "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "val_fraction": 0.2, "test_fraction": 0.3,
              "batch_size": 8, "eval_batch_size": 64},
