@@ -49,6 +49,9 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
     """
     workspace = session.workspace
     source = source_dir or workspace.data_dir
+    if source_dir is None and not source.is_dir():
+        raise UsageProblem(f"nothing to watch: {workspace.root} has no data folder yet; "
+                           "give --source FOLDER (a folder of domain folders)")
     if not source.is_dir():
         raise UsageProblem(f"--source {source}: no such folder")
     excluded = {name: "--exclude" for name in exclude}

@@ -207,3 +207,11 @@ def test_excluded_domain_is_shown_and_not_run(source, workspace):
     assert excluded.action == "excluded" and not excluded.due
     assert excluded.describe() == "excluded   photos  (a registered teacher's source domain)"
     assert runner.calls == ["sketches"] and report.exit_code == EXIT_OK
+
+
+def test_workspace_without_data_and_no_source_is_a_usage_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as finished:
+        main(["watch", "--dry-run", "--workspace", str(tmp_path / "empty")])
+
+    assert finished.value.code == 2
+    assert "nothing to watch" in capsys.readouterr().err
