@@ -8,6 +8,7 @@ later tests add a weaker run and a run whose data fails validation.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,18 @@ TINY = {
     "export": {"latency_batch_sizes": [1], "latency_repeats": 2},
 }
 
-# The weaker second run: the same pipeline and data, but the student's learning rate is
-# so small that it keeps its random initialisation (chance level, 1/3), while the first
-# student learnt the colours. Training is seeded and deterministic, so this is repeatable;
-# the test checks the premise (lower accuracy) before checking the aliases.
-FROZEN_STUDENT = {"train": {"optimizers": {"student": {"name": "sgd", "lr": 1.0e-9}}}}
+# The weaker second run: the same pipeline, data and budget, but the student's learning
+# rate is so small that it keeps its random initialisation (chance level, 1/3), while the
+# first student learnt the colours. Training is seeded and deterministic, so this is
+# repeatable; the test checks the premise (lower accuracy) before checking the aliases.
+FROZEN_STUDENT_LR = 1.0e-9
+
+
+def tiny_config(student_lr: float | None = None) -> RunConfig:
+    overrides = copy.deepcopy(TINY)
+    if student_lr is not None:
+        overrides["train"]["optimizers"]["student"]["lr"] = student_lr
+    return load_config(overrides=overrides)
 
 
 @dataclass
@@ -115,7 +123,7 @@ def stack(zenml_store, tmp_path_factory, monkeypatch_module) -> Stack:
         "source": write_colour_domain(root / "sources" / "source", brightness=1.0, noise=12, seed=1),
         "target": write_colour_domain(root / "sources" / "target", brightness=0.6, noise=25, seed=2),
     }
-    config = load_config(overrides=TINY)
+    config = tiny_config()
     teacher_outcome = run_train_teacher(config, domain="colours-source", data_source=str(sources["source"]),
                                         workspace=workspace)
     teacher = teacher_outcome.outputs["registered_teacher"]
@@ -188,7 +196,7 @@ def test_first_student_is_champion_and_beats_chance(stack):
     champion = stack.mlflow().get_model_version_by_alias(stack.student_model, "champion")
 
     assert promotion.promoted
-    assert champion.version == stack.first_outcome.outputs["registered_version"].version
+    assert str(champion.version) == stack.first_outcome.outputs["registered_version"].version
     assert accuracy > 1 / len(COLOURS) + 0.2
 
 
@@ -196,7 +204,7 @@ def test_weaker_second_run_becomes_challenger_not_champion(stack):
     from pipelines.distill import run_distill
 
     first = stack.first_outcome.outputs
-    weaker_config = load_config(overrides={**TINY, **FROZEN_STUDENT})
+    weaker_config = tiny_config(student_lr=FROZEN_STUDENT_LR)
     second = run_distill(weaker_config, domain="colours", data_source=str(stack.sources["target"]),
                          workspace=stack.workspace, teacher=first["teacher"].registered_name)
     client = stack.mlflow()
@@ -206,8 +214,8 @@ def test_weaker_second_run_becomes_challenger_not_champion(stack):
     assert second_accuracy < first_accuracy, "premise: the frozen student must score lower"
     assert not second.outputs["promotion"].promoted
     second_version = second.outputs["registered_version"].version
-    assert client.get_model_version_by_alias(stack.student_model, "challenger").version == second_version
-    assert client.get_model_version_by_alias(stack.student_model, "champion").version == (
+    assert str(client.get_model_version_by_alias(stack.student_model, "challenger").version) == second_version
+    assert str(client.get_model_version_by_alias(stack.student_model, "champion").version) == (
         first["registered_version"].version
     )
 
@@ -220,7 +228,7 @@ def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
     subprocess.run(["cp", "-r", str(stack.sources["target"]), str(broken)], check=True)
     (broken / "red" / "005.png").write_bytes(b"this is not a PNG file")
     client = stack.mlflow()
-    versions_before = {v.version for v in client.search_model_versions(f"name='{stack.student_model}'")}
+    versions_before = {str(v.version) for v in client.search_model_versions(f"name='{stack.student_model}'")}
 
     with pytest.raises(PipelineRunFailed) as failure:
         run_distill(stack.config, domain="colours", data_source=str(broken), workspace=stack.workspace,
@@ -228,5 +236,11 @@ def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
 
     assert failure.value.step == "validate_data"
     assert "red/005.png" in str(failure.value)
-    versions_after = {v.version for v in client.search_model_versions(f"name='{stack.student_model}'")}
+    versions_after = {str(v.version) for v in client.search_model_versions(f"name='{stack.student_model}'")}
     assert versions_after == versions_before
+    [mlflow_run] = client.search_runs(
+        [client.get_experiment_by_name("fourds-colours").experiment_id],
+        filter_string=f"attributes.run_name = '{failure.value.run_name}'",
+    )
+    assert mlflow_run.info.status == "FAILED"
+    assert mlflow_run.data.tags["fourds.gx_success"] == "false"
