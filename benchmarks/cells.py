@@ -22,15 +22,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
 from benchmarks.domains import Domain, evaluation_rows, labelled_images, source_training_rows
 from benchmarks.suites import BudgetSpec, Suite, TaskSpec, cell_run_config, fingerprint, teacher_run_config
+from fourds.config import RunConfig
 from fourds.evaluation.metrics import evaluate_classifier
 from fourds.models import load_classifier, save_classifier
 from fourds.training.callbacks import Callback
-from fourds.training.recipes import distill, train_teacher
+from fourds.training.recipes import DISTILL_STAGE, FINETUNE_STAGE, distill, train_teacher
 
 
 class CellStore:
@@ -167,8 +169,15 @@ def ensure_teacher(
         checkpoint_dir=teachers_dir / f"checkpoints-{key}",
     )
     train_seconds = time.perf_counter() - started
-    source_eval = _evaluate(trained.model, source, suite, config.data, source.classes)
-    target_eval = _evaluate(trained.model, target, suite, config.data, source.classes)
+    test_rows = suite.schedule.test_images_per_class
+    source_eval = _evaluate(
+        trained.model, source.dataset(evaluation_rows(source, test_rows), config.data, train=False, classes=source.classes),
+        source.classes, config.data.eval_batch_size,
+    )
+    target_eval = _evaluate(
+        trained.model, target.dataset(evaluation_rows(target, test_rows), config.data, train=False, classes=source.classes),
+        source.classes, config.data.eval_batch_size,
+    )
     record = {
         "kind": "teacher",
         "key": key,
@@ -230,31 +239,16 @@ def run_cell(
 ) -> dict:
     """Distil (or train) one student with ``method`` and evaluate it on the target test split."""
     config = cell_run_config(suite, task, method, seed, progress=progress_bar)
-    classes = _teacher_classes(teacher, target)
     rows = labelled_images(target, budget, seed)
-    train_set = target.dataset(rows, config.data, train=True, classes=classes)
-    per_class = rows["label"].value_counts()
-
-    load_before = load_average()
-    result = distill(
+    outcome = train_and_evaluate(
         config,
-        teacher.model,
-        train_set,
-        None,  # no validation during the run: the last step is kept (nothing is selected)
-        num_classes=len(classes),
-        callbacks=[ProgressPrinter(method, every=max(1, suite.schedule.student_steps // 4))],
+        teacher,
+        target,
+        rows,
+        evaluation_rows(target, suite.schedule.test_images_per_class),
+        label=method,
+        keep_student=keep_student,
     )
-    load_after = load_average()
-
-    accuracy = {"student": _evaluate(result.student, target, suite, config.data, classes)}
-    if result.adapted_teacher is not None:
-        accuracy["adapted_teacher"] = _evaluate(result.adapted_teacher, target, suite, config.data, classes)
-    if result.finetuned_teacher is not None:
-        accuracy["finetuned_teacher"] = _evaluate(result.finetuned_teacher, target, suite, config.data, classes)
-    if keep_student is not None:
-        keep_student.parent.mkdir(parents=True, exist_ok=True)
-        save_classifier(result.student, keep_student, arch=suite.student_arch, classes=classes, stem=task.stem)
-
     return {
         "kind": "cell",
         "key": key,
@@ -263,14 +257,59 @@ def run_cell(
         "budget": budget.name,
         "method": method,
         "seed": seed,
-        "labelled_images": len(rows),
+        "evaluated_on": "test",
+        **outcome,
+    }
+
+
+def train_and_evaluate(
+    config: RunConfig,
+    teacher: Teacher,
+    target: Domain,
+    train_rows: pd.DataFrame,
+    scored_rows: pd.DataFrame,
+    *,
+    label: str,
+    keep_student: Path | None = None,
+) -> dict:
+    """``distill`` on ``train_rows`` (no validation during the run, the last step is kept), then score every
+    trained network on ``scored_rows`` (the test split for results, a validation split for studies)."""
+    classes = _teacher_classes(teacher, target)
+    train_set = target.dataset(train_rows, config.data, train=True, classes=classes)
+    evaluation_set = target.dataset(scored_rows, config.data, train=False, classes=classes)
+    per_class = train_rows["label"].value_counts()
+
+    load_before = load_average()
+    result = distill(
+        config,
+        teacher.model,
+        train_set,
+        None,
+        num_classes=len(classes),
+        callbacks=[ProgressPrinter(label, every=max(1, config.train.max_steps // 4))],
+    )
+    load_after = load_average()
+
+    trained = {"student": result.student}
+    if result.adapted_teacher is not None:
+        trained["adapted_teacher"] = result.adapted_teacher
+    if result.finetuned_teacher is not None:
+        trained["finetuned_teacher"] = result.finetuned_teacher
+    scores = {role: _evaluate(model, evaluation_set, classes, config.data.eval_batch_size) for role, model in trained.items()}
+    if keep_student is not None:
+        keep_student.parent.mkdir(parents=True, exist_ok=True)
+        save_classifier(
+            result.student, keep_student, arch=config.model.student_arch, classes=classes, stem=config.model.stem
+        )
+    return {
+        "labelled_images": len(train_rows),
         "labelled_per_class": {"min": int(per_class.min()), "max": int(per_class.max())},
-        "student_steps": result.train_results["distill"].steps,
-        "finetune_steps": result.train_results["finetune_teacher"].steps if "finetune_teacher" in result.train_results else 0,
+        "student_steps": result.train_results[DISTILL_STAGE].steps,
+        "finetune_steps": result.train_results[FINETUNE_STAGE].steps if FINETUNE_STAGE in result.train_results else 0,
         "batch_size": config.data.batch_size,
-        "accuracy": {role: evaluation["accuracy"] for role, evaluation in accuracy.items()},
-        "ece": {role: evaluation["ece"] for role, evaluation in accuracy.items()},
-        "test_images": accuracy["student"]["images"],
+        "accuracy": {role: score["accuracy"] for role, score in scores.items()},
+        "ece": {role: score["ece"] for role, score in scores.items()},
+        "evaluated_images": len(evaluation_set),
         "wall_seconds": round(result.wall_seconds, 2),
         "stage_seconds": {stage: round(seconds, 2) for stage, seconds in result.stage_seconds.items()},
         "images_per_second": round(result.images_per_second, 2),
@@ -293,11 +332,8 @@ def _teacher_classes(teacher: Teacher, target: Domain) -> list[str]:
     return classes
 
 
-def _evaluate(model: nn.Module, domain: Domain, suite: Suite, data, classes: list[str]) -> dict:
-    rows = evaluation_rows(domain, suite.schedule.test_images_per_class)
-    evaluation = evaluate_classifier(
-        model, domain.dataset(rows, data, train=False, classes=classes), classes, batch_size=data.eval_batch_size
-    )
+def _evaluate(model: nn.Module, dataset, classes: list[str], batch_size: int) -> dict:
+    evaluation = evaluate_classifier(model, dataset, classes, batch_size=batch_size)
     return {"accuracy": round(evaluation.accuracy, 5), "ece": round(evaluation.ece, 5), "images": evaluation.num_samples}
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 import pandas as pd
 
 from fourds.data.datasets import ImageTableDataset, build_transforms
+from fourds.data.demo import generate_demo_domains
 from fourds.data.sources import file_sha256
 from fourds.data.table import image_folder_table, labelled_subset, read_image_table, write_image_table
 from fourds.config import DataConfig
 from benchmarks.suites import BudgetSpec, DomainSpec
 
 HASH_TEST_FRACTION = 0.2
+DEMO_PREFIX = "<demo>/"
 GIVEN_SPLITS = ("train", "test")
 
 
@@ -77,7 +79,7 @@ def unpack_archive(archive: Path, into: Path) -> str:
     return sha256
 
 
-def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path, demo_dir: Path | None = None) -> Domain:
+def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path) -> Domain:
     """The domain ``spec`` names, its table read from the cache when the folder has not changed."""
     archive_sha = None
     if spec.archive is not None:
@@ -86,10 +88,8 @@ def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path, demo_dir: P
             raise FileNotFoundError(f"{archive} not found: the {spec.name} domain comes from this archive (--data-dir)")
         archive_sha = unpack_archive(archive, work_dir / "data")
         root = work_dir / "data" / spec.folder
-    elif spec.folder.startswith("<demo>/"):
-        if demo_dir is None:
-            raise ValueError(f"domain {spec.name} is a generated demo domain, but no demo folder was prepared")
-        root = demo_dir / spec.folder.removeprefix("<demo>/")
+    elif spec.folder.startswith(DEMO_PREFIX):
+        root = demo_domains(work_dir) / spec.folder.removeprefix(DEMO_PREFIX)
     else:
         root = Path(spec.folder)
     if not root.is_dir():
@@ -100,6 +100,14 @@ def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path, demo_dir: P
     classes = sorted(table["label"].unique().tolist())
     rule = "given train/ and test/ folders" if given_split else f"content hash, test fraction {HASH_TEST_FRACTION}"
     return Domain(spec.name, root, table, classes, rule, archive_sha)
+
+
+def demo_domains(work_dir: Path) -> Path:
+    """The library's generated demo domains (smoke suite), rendered once; identical bytes every time."""
+    demo_dir = work_dir / "demo"
+    if not (demo_dir / "target").is_dir():
+        generate_demo_domains(demo_dir, images_per_class=10, image_size=32, seed=0)
+    return demo_dir
 
 
 def _cached_table(root: Path, cache_dir: Path, *, given_split: bool) -> pd.DataFrame:

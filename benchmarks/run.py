@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from benchmarks import report
 from benchmarks.cells import CellStore, cell_key, ensure_teacher, load_average, now, recorded_teacher, run_cell, slug
 from benchmarks.deployment import measure_deployment
@@ -42,6 +44,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work", help="unpacked data, tables, teachers, cells")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="write the results from recorded cells; train nothing")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
     parser.add_argument("--skip-deployment", action="store_true", help="do not export or time the models")
     arguments = parser.parse_args(argv)
     if (arguments.source is None) != (arguments.target is None):
@@ -73,13 +76,14 @@ def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     suite, results_name = select_suite(arguments)
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
     started = time.perf_counter()
     load_start = load_average()
     work = arguments.work.resolve()
     suite_dir = work / results_name
     store = CellStore(suite_dir / "cells.jsonl")
     progress_bar = sys.stderr.isatty()
-    demo_dir = _prepare_demo(work) if any(task.source.folder.startswith("<demo>/") for task in suite.tasks) else None
 
     print(f"suite {results_name}: {suite.description}", flush=True)
     print(f"  load average {load_start}; work folder {work}", flush=True)
@@ -88,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     teachers, cells, deployments, domains = {}, [], [], {}
     for task in suite.tasks:
         print(f"task {task.name}", flush=True)
-        source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work, demo_dir=demo_dir)
-        target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work, demo_dir=demo_dir)
+        source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work)
+        target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work)
         for domain in (source, target):
             domains[domain.name] = _domain_record(domain)
         if arguments.report_only:
@@ -190,16 +194,6 @@ def _domain_record(domain) -> dict:
         "archive_sha256": domain.archive_sha256,
         "content_sha256": domain.content_digest(),
     }
-
-
-def _prepare_demo(work: Path) -> Path:
-    """Generated demo domains (smoke suite): rendered once, byte-identical every time."""
-    from fourds.data.demo import generate_demo_domains
-
-    demo_dir = work / "demo"
-    if not (demo_dir / "target").is_dir():
-        generate_demo_domains(demo_dir, images_per_class=10, image_size=32, seed=0)
-    return demo_dir
 
 
 def _print_cell(label: str, record: dict) -> None:

@@ -1,0 +1,219 @@
+"""Why does 4Ds win or lose? Variants of its settings, compared on a VALIDATION split only.
+
+    python -m benchmarks.investigate --suite quick --tasks mnist->usps --budgets medium --seeds 0 1 2
+
+The validation split is carved from the labelled target training images of each
+(budget, seed): a stratified quarter of them (at least 1 per class, never a whole
+class), chosen by a seed of its own; every variant trains on the remaining three quarters. The test split is
+never read here. Teachers are the suite's cached ones (trained by ``benchmarks.run``).
+Results: ``<out>/<suite>-investigation.{json,md}``; runs are resumable like the suite's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.cells import CellStore, ensure_teacher, load_average, now, train_and_evaluate
+from benchmarks.domains import labelled_images, load_domain
+from benchmarks.report import mean_std, write_json
+from benchmarks.run import DEFAULT_DATA_DIR
+from benchmarks.provenance import REPO_ROOT, command_line, git_state, machine
+from benchmarks.suites import SUITES, Suite, cell_run_config, fingerprint
+from fourds.config import RunConfig
+
+VALIDATION_FRACTION = 0.25
+VALIDATION_SEED_OFFSET = 1000
+
+# name -> (method, overrides of the suite's run config). Step counts are multiples of the suite's.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "scratch": ("student_scratch", {}),
+    "kd": ("kd", {}),
+    "kd, kd_weight 0.25": ("kd", {"fourds": {"kd_weight": 0.25}}),
+    "4ds (reference)": ("4ds", {}),
+    "4ds, teacher_bn frozen": ("4ds", {"fourds": {"teacher_bn": "frozen"}}),
+    "4ds, kd_weight 0.25": ("4ds", {"fourds": {"kd_weight": 0.25}}),
+    "4ds, kd_weight 0": ("4ds", {"fourds": {"kd_weight": 0.0}}),
+    "4ds, fusion_weight 0": ("4ds", {"fourds": {"fusion_weight": 0.0}}),
+    "4ds, adapter lr 1e-2": ("4ds", {"train": {"optimizers": {"adapters": {"lr": 0.01}}}}),
+    "scratch, 3x steps": ("student_scratch", {"steps_multiplier": 3}),
+    "4ds, 3x steps": ("4ds", {"steps_multiplier": 3}),
+}
+REFERENCE = "scratch"
+
+
+def split_validation(labelled: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, val): a stratified quarter of the labelled images for validation, the rest to train on.
+
+    Per class, ``round(VALIDATION_FRACTION * n)`` images, at least 1 and at most ``n - 1``,
+    drawn with a generator seeded by ``VALIDATION_SEED_OFFSET + seed``.
+    """
+    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
+    val_paths = []
+    for _, members in labelled.sort_values("path").groupby("label", sort=True):
+        count = min(max(round(VALIDATION_FRACTION * len(members)), 1), len(members) - 1)
+        val_paths += list(rng.permutation(members["path"].to_numpy())[:count])
+    is_val = labelled["path"].isin(val_paths)
+    return labelled[~is_val].reset_index(drop=True), labelled[is_val].reset_index(drop=True)
+
+
+def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
+    method, overrides = VARIANTS[name]
+    overrides = copy.deepcopy(overrides)
+    multiplier = overrides.pop("steps_multiplier", 1)
+    config = cell_run_config(suite, task, method, seed, progress=False)
+    merged = _deep_merge(config.model_dump(mode="json"), overrides)
+    merged["train"]["max_steps"] = suite.schedule.student_steps * multiplier
+    merged["teacher_train"]["max_steps"] = suite.schedule.finetune_steps * multiplier
+    return RunConfig.model_validate(merged)
+
+
+def _deep_merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.investigate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("--tasks", nargs="+", help="task names of the suite (default: all)")
+    parser.add_argument("--budgets", nargs="+", help="budget names (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the suite's seeds")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: all")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    arguments = parser.parse_args(argv)
+
+    suite = SUITES[arguments.suite]
+    tasks = [task for task in suite.tasks if not arguments.tasks or task.name in arguments.tasks]
+    budgets = [budget for budget in suite.budgets if not arguments.budgets or budget.name in arguments.budgets]
+    seeds = arguments.seeds or list(suite.seeds)
+    variants = arguments.variants or list(VARIANTS)
+    work = arguments.work.resolve()
+    store = CellStore(work / suite.name / "investigation.jsonl")
+    load_start = load_average()
+
+    runs = []
+    for task in tasks:
+        print(f"task {task.name}", flush=True)
+        source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work)
+        target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work)
+        teacher = ensure_teacher(suite, task, source, target, teachers_dir=work / "teachers", progress_bar=False)
+        for seed in seeds:
+            for budget in budgets:
+                fit, val = split_validation(labelled_images(target, budget, seed), seed)
+                assert set(val["split"]) == {"train"}, "validation must come from the labelled training images"
+                for name in variants:
+                    config = variant_config(suite, task, name, seed)
+                    key = fingerprint(
+                        {"config": config.model_dump(mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}}),
+                         "task": task.name, "budget": budget.name, "seed": seed, "teacher": teacher.record["key"],
+                         "val": sorted(val["path"]), "variant": name}
+                    )
+                    record = store.get(key)
+                    label = f"{task.name} {budget.name} seed {seed} [{name}]"
+                    if record is None:
+                        print(f"  {label}: running on {len(fit)} images, validating on {len(val)}", flush=True)
+                        outcome = train_and_evaluate(config, teacher, target, fit, val, label=name)
+                        record = {"kind": "variant", "key": key, "task": task.name, "budget": budget.name, "seed": seed,
+                                  "variant": name, "method": config.method, "evaluated_on": "validation (carved from labelled train)",
+                                  **outcome}
+                        store.append(record)
+                    accuracy = record["accuracy"]
+                    print(f"  {label}: val " + ", ".join(f"{role} {value:.3f}" for role, value in accuracy.items()), flush=True)
+                    runs.append(record)
+
+    results = {
+        "suite": suite.name,
+        "command": command_line().replace("benchmarks.run", "benchmarks.investigate"),
+        "git": git_state(),
+        "machine": machine(),
+        "written_at": now(),
+        "load_average": {"start": load_start, "end": load_average()},
+        "validation": f"stratified {VALIDATION_FRACTION:.0%} of the labelled target training images (1 to n-1 per class), "
+        f"seed offset {VALIDATION_SEED_OFFSET}; variants train on the rest; the test split is not read",
+        "variants": {name: {"method": VARIANTS[name][0], "overrides": VARIANTS[name][1]} for name in variants},
+        "summary": summarise(runs, [t.name for t in tasks], [b.name for b in budgets], variants),
+        "runs": runs,
+    }
+    out = arguments.out.resolve()
+    write_json(results, out / f"{suite.name}-investigation.json")
+    (out / f"{suite.name}-investigation.md").write_text(markdown(results))
+    print(f"wrote {out / suite.name}-investigation.json and .md", flush=True)
+    return 0
+
+
+def summarise(runs: list[dict], tasks: list[str], budgets: list[str], variants: list[str]) -> list[dict]:
+    summary = []
+    for task in tasks:
+        for budget in budgets:
+            group = [run for run in runs if run["task"] == task and run["budget"] == budget]
+            reference = {run["seed"]: run["accuracy"]["student"] for run in group if run["variant"] == REFERENCE}
+            for name in variants:
+                rows = [run for run in group if run["variant"] == name]
+                if not rows:
+                    continue
+                differences = [run["accuracy"]["student"] - reference[run["seed"]] for run in rows if run["seed"] in reference]
+                metrics = [run["final_train_metrics"] for run in rows]
+                summary.append(
+                    {
+                        "task": task,
+                        "budget": budget,
+                        "variant": name,
+                        "val_images": sorted({run["evaluated_images"] for run in rows}),
+                        "student": mean_std([run["accuracy"]["student"] for run in rows]),
+                        "adapted_teacher": mean_std([run["accuracy"].get("adapted_teacher") for run in rows]),
+                        "finetuned_teacher": mean_std([run["accuracy"].get("finetuned_teacher") for run in rows]),
+                        "minus_scratch": {**mean_std(differences), "wins": sum(d > 0 for d in differences)},
+                        "gate_mean": mean_std([m.get("train/fusion/gate_mean") for m in metrics]),
+                        "a0_layer4": mean_std([m.get("train/adapters/a0/layer4") for m in metrics]),
+                        "wall_seconds": mean_std([run["wall_seconds"] for run in rows]),
+                    }
+                )
+    return summary
+
+
+def markdown(results: dict) -> str:
+    def percent(stat: dict) -> str:
+        return "-" if stat["mean"] is None else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+
+    def number(stat: dict) -> str:
+        return "-" if stat["mean"] is None else f"{stat['mean']:.3f}"
+
+    lines = [
+        f"# 4Ds investigation on the validation split (`{results['suite']}` schedules)",
+        "",
+        f"- Command: `{results['command']}`",
+        f"- Code: commit `{results['git']['commit']}`",
+        f"- Validation: {results['validation']}.",
+        f"- Load average at start {results['load_average']['start']}, at end {results['load_average']['end']}.",
+        "- gate = mean fusion-activation gate over the last epoch; a0 = weight of the adapted amplitude after layer4 "
+        "(0.5 at initialisation).",
+        "",
+        "| task | budget | variant | val images | student val acc (%) | minus scratch (pp, wins) | adapted teacher | "
+        "fine-tuned teacher | gate | a0 layer4 | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in results["summary"]:
+        margin = entry["minus_scratch"]
+        margin_text = "-" if margin["mean"] is None else f"{100 * margin['mean']:+.1f} ± {100 * margin['std']:.1f} ({margin['wins']}/{margin['n']})"
+        lines.append(
+            f"| {entry['task']} | {entry['budget']} | {entry['variant']} | {','.join(map(str, entry['val_images']))} | "
+            f"{percent(entry['student'])} | {margin_text} | {percent(entry['adapted_teacher'])} | "
+            f"{percent(entry['finetuned_teacher'])} | {number(entry['gate_mean'])} | {number(entry['a0_layer4'])} | "
+            f"{entry['wall_seconds']['mean']:.0f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
