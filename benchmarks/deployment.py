@@ -4,6 +4,7 @@ Parameters and ONNX file size of student vs teacher; ONNX parity of the student
 (onnxruntime vs PyTorch, max abs diff of logits); CPU latency at batch 1 and 64 of the
 student in onnxruntime (how it is served) vs the teacher in PyTorch (how it was
 trained and would otherwise be used), plus the other two combinations for context.
+Both runtimes use the same number of CPU threads (PyTorch's setting, ``--threads``).
 Everything goes through ``fourds.export.onnx``.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from benchmarks.cells import Teacher, load_average, now, slug
@@ -56,11 +58,12 @@ def measure_deployment(
         for role, (_, model) in models.items()
     }
     latency: dict[str, dict[str, dict[str, float]]] = {}
+    threads = torch.get_num_threads()  # onnxruntime gets as many threads as PyTorch, for a like-for-like latency
     for role, (_, model) in models.items():
         for batch_size in LATENCY_BATCH_SIZES:
             repeats = suite.schedule.latency_repeats
             latency.setdefault(f"onnx_{role}", {})[str(batch_size)] = measure_onnx_latency(
-                exports[role].path, batch_size=batch_size, image_size=side, repeats=repeats
+                exports[role].path, batch_size=batch_size, image_size=side, repeats=repeats, threads=threads
             )
             latency.setdefault(f"torch_{role}", {})[str(batch_size)] = measure_torch_latency(
                 model, batch_size=batch_size, image_size=side, repeats=repeats
@@ -77,6 +80,7 @@ def measure_deployment(
         "onnx_sha256": {role: result.sha256 for role, result in exports.items()},
         "onnx_opset": {role: result.opset for role, result in exports.items()},
         "parity_max_abs_diff": parity,
+        "latency_threads": threads,
         "latency_ms": latency,
         "seconds": round(time.perf_counter() - started, 2),
         "load_average_before": load_before,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from benchmarks.cells import CellStore, ensure_teacher, load_average, now, train_and_evaluate
 from benchmarks.domains import labelled_images, load_domain
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
 
     suite = SUITES[arguments.suite]
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
     tasks = [task for task in suite.tasks if not arguments.tasks or task.name in arguments.tasks]
     budgets = [budget for budget in suite.budgets if not arguments.budgets or budget.name in arguments.budgets]
     seeds = arguments.seeds or list(suite.seeds)

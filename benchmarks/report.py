@@ -205,7 +205,8 @@ def markdown(results: dict) -> str:
     if results["deployment"]:
         lines += [
             "",
-            "## Deployment: student vs teacher (CPU; latency = median ms per call)",
+            f"## Deployment: student vs teacher (CPU, {results['deployment'][0].get('latency_threads', '?')} thread(s) "
+            "in both runtimes; latency = median ms per call)",
             "",
             "| task | input | parameters student / teacher | ONNX MB student / teacher | student ONNX b1 / b64 | "
             "teacher PyTorch b1 / b64 | student PyTorch b1 / b64 | teacher ONNX b1 / b64 | student parity max abs diff |",

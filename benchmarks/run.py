@@ -44,7 +44,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work", help="unpacked data, tables, teachers, cells")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--report-only", action="store_true", help="write the results from recorded cells; train nothing")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, 1; 0 = torch's choice)")
     parser.add_argument("--skip-deployment", action="store_true", help="do not export or time the models")
     arguments = parser.parse_args(argv)
     if (arguments.source is None) != (arguments.target is None):
@@ -70,14 +70,16 @@ def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
         suite = suite.with_tasks(tuple(known[name] for name in arguments.tasks))
     if arguments.seeds:
         suite = suite.with_seeds(tuple(arguments.seeds))
+    if arguments.threads is not None:
+        suite = suite.with_threads(arguments.threads or None)
     return suite, name
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     suite, results_name = select_suite(arguments)
-    if arguments.threads:
-        torch.set_num_threads(arguments.threads)
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
     started = time.perf_counter()
     load_start = load_average()
     work = arguments.work.resolve()

@@ -99,12 +99,18 @@ class Suite:
     student_arch: str = "resnet18"
     fourds: FourDsConfig = field(default_factory=FourDsConfig)
     """4Ds settings; the reference defaults of METHOD.md unless a suite says otherwise."""
+    threads: int | None = 1
+    """torch CPU threads. One by default: on a shared 2-core machine two threads slow down 5-10x
+    as soon as any other process runs (measured), one thread keeps the timings comparable."""
 
     def with_tasks(self, tasks: tuple[TaskSpec, ...]) -> Suite:
         return dataclasses.replace(self, tasks=tasks)
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
         return dataclasses.replace(self, seeds=seeds)
+
+    def with_threads(self, threads: int | None) -> Suite:
+        return dataclasses.replace(self, threads=threads)
 
     def settings(self) -> dict:
         """Everything but the task list and seeds, as plain data (recorded in the results)."""
