@@ -21,7 +21,7 @@ from steps.tracking.mlflow_run import resumed_mlflow_run
 def export_onnx(config: RunConfig, run: RunContext, trained: TrainedModels) -> Annotated[ExportedOnnx, "onnx_model"]:
     """A parity failure stops the run here, so a student that ONNX does not reproduce is never registered."""
     # torch's exporter and onnxscript log every graph rewrite at INFO, which ZenML's root level shows.
-    for noisy in ("torch.onnx", "onnxscript"):
+    for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     student, info = load_classifier(trained.weights["student"])
     image_size = config.data.image_size

@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from fourds.config import RunConfig, load_config
@@ -244,3 +245,25 @@ def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
     )
     assert mlflow_run.info.status == "FAILED"
     assert mlflow_run.data.tags["fourds.gx_success"] == "false"
+
+
+def test_cli_reports_a_validation_failure_with_the_file_and_exit_1(stack, tmp_path, capsys):
+    from fourds.cli import main
+
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(stack.sources["target"]), str(broken)], check=True)
+    (broken / "green" / "007.png").write_bytes(b"")
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(stack.config.model_dump(mode="json")))
+
+    with pytest.raises(SystemExit) as finished:
+        main(["distill", "--domain", "colours", "--data", str(broken), "--workspace", str(stack.workspace.root),
+              "--config", str(config_file)])
+    err = capsys.readouterr().err
+
+    assert finished.value.code == 1
+    error_lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1
+    assert "validate_data" in error_lines[0]
+    assert "green/007.png" in err
+    assert "Traceback" not in err
