@@ -360,6 +360,9 @@ def _print_timings(outcomes, *, total_seconds: float) -> None:
                    if isinstance(record, TrainedModels))
     pipeline_seconds = sum(outcome.wall_seconds for outcome in outcomes)
     steps_seconds = sum(outcome.steps_total_seconds for outcome in outcomes)
+    for outcome in outcomes:
+        steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in outcome.step_seconds.items())
+        click.echo(f"seconds per step of {outcome.run_name}: {steps}")
     click.echo(
         f"time: total {total_seconds:.1f}s = training {training:.1f}s"
         f" + other step work {steps_seconds - training:.1f}s (data, validation, evaluation, export, MLflow)"
@@ -404,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as exc:
         if debug:
             traceback.print_exc()
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx and not isinstance(exc, UsageProblem) else ""
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except Exception as exc:  # every other error: one line, the traceback only on request

@@ -99,3 +99,34 @@ def test_help_lists_every_command(capsys):
     assert code == 0
     for command in ("demo", "teacher", "distill", "status", "promote", "rollback"):
         assert command in out
+
+
+def test_distill_without_any_teacher_says_how_to_get_one(capsys, tmp_path):
+    data = tmp_path / "sketches"
+    (data / "cat").mkdir(parents=True)
+    code, _, err = run_cli(capsys, "distill", "--domain", "sketches", "--data", str(data),
+                           "--workspace", str(tmp_path / "ws"))
+
+    assert code == 2
+    assert "fourds-teacher" in err
+    assert "fourds teacher train" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_promoting_an_unknown_model_is_a_usage_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "promote", "fourds-student-nowhere", "1", "--reason", "test",
+                           "--workspace", str(tmp_path / "ws"))
+
+    assert code == 2
+    assert "fourds-student-nowhere" in err
+
+
+def test_importing_a_file_that_is_not_weights_names_it(capsys, tmp_path):
+    weights = tmp_path / "teacher.safetensors"
+    weights.write_bytes(b"not really weights")
+    code, _, err = run_cli(capsys, "teacher", "import", str(weights), "--arch", "resnet18", "--classes", "cat,dog",
+                           "--workspace", str(tmp_path / "ws"))
+
+    assert code == 2
+    assert str(weights) in err
+    assert "Traceback" not in err
