@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the command, map errors to one line on stderr and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    # Before torch loads: OpenMP threads that spin while waiting made training ~10x slower
+    # on a machine whose cores other processes also use. Set it yourself to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         # Without standalone mode, click returns the code of a raised click.exceptions.Exit.
         exit_code = cli.main(args=args, prog_name="fourds", standalone_mode=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -72,6 +73,18 @@ def test_failed_step_is_named_with_its_message_and_later_steps_do_not_run(zenml_
     assert isinstance(failure.value.__cause__, BrokenImagesError)
     steps = Client().get_pipeline_run(run_name).steps
     assert "double" not in steps or str(steps["double"].status) != "completed"
+
+
+def test_zenml_options_of_the_repository_config_reach_the_run(zenml_store):
+    from zenml.client import Client
+
+    options = zenml_run_options(Path(__file__).resolve().parents[2] / "zenml_config.yaml")
+    run_name = new_run_name("probe", "options")
+    launch(probe_pipeline, run_name=run_name, params={"number": 1}, zenml_options=options)
+
+    run = Client().get_pipeline_run(run_name)
+    assert "fourds" in {tag.name for tag in run.tags}
+    assert run.config.enable_cache is False
 
 
 def test_zenml_options_come_from_the_file_without_its_parameters(tmp_path):
