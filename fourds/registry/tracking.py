@@ -9,6 +9,7 @@ artifacts stay in the workspace too (``Workspace.mlflow_artifacts_dir``), never 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -45,8 +46,18 @@ def configure_mlflow(workspace: Workspace, tracking: TrackingConfig | None = Non
     if _is_sqlite(uri):
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         workspace.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which
+    # Workspace.tracking_uri reads as the user's override: a second workspace used in the
+    # same process would then inherit the first one's store. Keep the user's variables as
+    # they were.
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     _configured_workspace = workspace
     return uri
 

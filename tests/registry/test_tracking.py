@@ -131,3 +131,18 @@ def test_callback_refuses_to_train_without_a_run(workspace):
         MlflowMetricsCallback().on_train_start({})
     with pytest.raises(ValueError, match="log_every_steps"):
         MlflowMetricsCallback(log_every_steps=0)
+
+
+def test_configure_mlflow_leaves_the_users_environment_alone(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a second workspace must not inherit it."""
+    import os
+
+    from fourds.registry.tracking import configure_mlflow
+    from fourds.workspace import Workspace
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    first, second = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    assert configure_mlflow(first) == f"sqlite:///{first.mlflow_db}"
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert configure_mlflow(second) == f"sqlite:///{second.mlflow_db}"
