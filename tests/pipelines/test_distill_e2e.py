@@ -177,6 +177,19 @@ def test_student_version_carries_every_lineage_fact(stack):
     assert lineage.metric("onnx_parity_max_abs_diff") == outputs["onnx_model"].parity_max_abs_diff
 
 
+def test_run_artifacts_are_linked_to_the_zenml_model_version(stack):
+    from zenml.client import Client
+
+    client = Client()
+    run = client.get_pipeline_run(stack.first_outcome.run_id)
+    model_version = client.get_model_version(stack.student_model, run.model_version.number)
+    links = client.list_model_version_artifact_links(model_version_id=model_version.id, size=100).items
+
+    assert {link.artifact_version.artifact.name for link in links} >= {
+        "ingested_domain", "validation", "trained_models", "evaluation", "onnx_model", "registered_version"}
+    assert model_version.run_metadata["mlflow_version"] == stack.first_outcome.outputs["registered_version"].version
+
+
 def test_onnx_file_reproduces_the_pytorch_student(stack):
     from fourds.models import load_classifier
 
