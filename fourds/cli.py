@@ -344,6 +344,12 @@ def _print_distill_result(outcome) -> None:
     for name in sorted(evaluation.metrics):
         if name.endswith("/accuracy"):
             click.echo(f"  {name}: {evaluation.metrics[name]:.4f}")
+    if evaluation.champion_version is not None:
+        from fourds.registry.promotion import ACCURACY_METRIC
+
+        accuracy = evaluation.champion_metrics.get(ACCURACY_METRIC)
+        shown = f"{accuracy:.4f}" if accuracy is not None else "not recorded"
+        click.echo(f"  champion before this run: version {evaluation.champion_version}, test accuracy {shown}")
     click.echo("promoted to champion" if promotion.promoted else "not promoted")
     for reason in promotion.reasons:
         click.echo(f"  {reason}")

@@ -49,10 +49,13 @@ class TeacherWeights(BaseModel):
     stem: str
     classes: list[str]
     reference: str
-    """What the user asked for (``fourds-teacher@champion``, a version, a file)."""
+    """What the user asked for (``fourds-teacher@photos``, ``fourds-teacher/3``, a file)."""
     registered_name: str | None = None
+    """The registered model, or the weights file's path for an unregistered teacher."""
     registered_version: str | None = None
+    """The registry version, or ``sha256:<hex>`` of an unregistered weights file."""
     source_data_md5: str | None = None
+    """DVC md5 of the data the teacher was trained on, when its version records it."""
 
 
 class ValidationSummary(BaseModel):
@@ -65,7 +68,7 @@ class ValidationSummary(BaseModel):
 
 
 class TrainedModels(BaseModel):
-    """Weights a training step produced, by role (``student``, ``adapted_teacher``, ``teacher``...)."""
+    """Weights files a training step wrote, by role (``student``, ``finetuned_teacher``, ``teacher``)."""
 
     weights: dict[str, str]
     arch: dict[str, str]
@@ -83,9 +86,13 @@ class EvaluationSummary(BaseModel):
     """Test-split results of every evaluated model, and the report files."""
 
     metrics: dict[str, float]
-    """Flat, MLflow-style names, e.g. ``test/student_acc``, ``test/student_ece``."""
+    """Flat, MLflow-style names, ``test/<role>/<metric>``, e.g. ``test/student/accuracy``, ``test/student/ece``."""
     per_class_accuracy: dict[str, dict[str, float]] = Field(default_factory=dict)
     report_files: list[str] = Field(default_factory=list)
+    champion_version: str | None = None
+    """The domain's champion when this run was evaluated (None: first run, or a teacher)."""
+    champion_metrics: dict[str, float] = Field(default_factory=dict)
+    """That champion's metrics as recorded at its registration, for comparison."""
 
 
 class ExportedOnnx(BaseModel):

@@ -10,9 +10,10 @@ from zenml import step
 
 from fourds.config import RunConfig
 from fourds.devices import select_device
-from fourds.evaluation.metrics import evaluate_classifier
+from fourds.evaluation.metrics import evaluate_models as evaluate_each
 from fourds.evaluation.plots import plot_confusion_matrix, plot_reliability_diagram
 from fourds.models import load_classifier
+from fourds.registry import champion_metrics, student_model_name
 from steps.artifacts import EvaluationSummary, IngestedDomain, RunContext, TeacherWeights, TrainedModels
 from steps.data.datasets import domain_splits
 from steps.tracking.mlflow_run import resumed_mlflow_run
@@ -30,29 +31,40 @@ def evaluate_models(
     teacher: TeacherWeights | None = None,
 ) -> Annotated[EvaluationSummary, "evaluation"]:
     """The test split is used here only, once per model (selection happened on validation)."""
-    weights = dict(trained.weights)
+    paths = dict(trained.weights)
     if teacher is not None:
-        weights[SOURCE_TEACHER] = teacher.weights_path
-    test_set = domain_splits(ingested, config, trained.classes).test
+        paths[SOURCE_TEACHER] = teacher.weights_path
+    models = {role: load_classifier(path)[0] for role, path in paths.items()}
+    evaluations = evaluate_each(
+        models,
+        domain_splits(ingested, config, trained.classes).test,
+        trained.classes,
+        batch_size=config.data.eval_batch_size,
+        device=select_device(config.train.device),
+    )
+    metrics = dict(trained.extra_test_metrics)
     report_dir = Path(run.run_dir) / "evaluation"
-    device = select_device(config.train.device)
+    report_files = []
+    for role, evaluation in evaluations.items():
+        metrics |= evaluation.to_metrics(prefix=f"test/{role}/")
+        report_files.append(str(plot_confusion_matrix(
+            evaluation, report_dir / f"{role}_confusion.png", title=f"{role} on {ingested.name} (test)")))
+        report_files.append(str(plot_reliability_diagram(
+            evaluation, report_dir / f"{role}_reliability.png", title=f"{role} calibration (ECE {evaluation.ece:.3f})")))
 
-    metrics: dict[str, float] = dict(trained.extra_test_metrics)
-    per_class: dict[str, dict[str, float]] = {}
-    report_files: list[str] = []
-    for role, path in weights.items():
-        model, info = load_classifier(path)
-        evaluation = evaluate_classifier(
-            model, test_set, info.classes, batch_size=config.data.eval_batch_size, device=device
-        )
-        metrics.update(evaluation.to_metrics(prefix=f"test/{role}/"))
-        per_class[role] = dict(evaluation.per_class_accuracy)
-        report_files.append(str(plot_confusion_matrix(evaluation, report_dir / f"{role}_confusion.png",
-                                                      title=f"{role} on {ingested.name} (test)")))
-        report_files.append(str(plot_reliability_diagram(evaluation, report_dir / f"{role}_reliability.png",
-                                                         title=f"{role} calibration (ECE {evaluation.ece:.3f})")))
     with resumed_mlflow_run(run, config):
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
+        # The domain's current champion, as recorded when it was registered, for the report.
+        champion = champion_metrics(student_model_name(run.domain, config.tracking)) if "student" in paths else None
+        if champion is not None:
+            mlflow.log_metrics({f"champion/{name}": value for name, value in champion[1].items()})
+            mlflow.set_tag("fourds.champion_before", champion[0])
     log_model_metadata({"test_metrics": metrics})
-    return EvaluationSummary(metrics=metrics, per_class_accuracy=per_class, report_files=report_files)
+    return EvaluationSummary(
+        metrics=metrics,
+        per_class_accuracy={role: dict(evaluation.per_class_accuracy) for role, evaluation in evaluations.items()},
+        report_files=report_files,
+        champion_version=champion[0] if champion else None,
+        champion_metrics=champion[1] if champion else {},
+    )

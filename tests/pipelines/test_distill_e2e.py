@@ -226,6 +226,7 @@ def test_weaker_second_run_becomes_challenger_not_champion(stack):
     first_accuracy = first["evaluation"].metrics["test/student/accuracy"]
     second_accuracy = second.outputs["evaluation"].metrics["test/student/accuracy"]
     assert second_accuracy < first_accuracy, "premise: the frozen student must score lower"
+    assert second.outputs["evaluation"].champion_version == first["registered_version"].version
     assert not second.outputs["promotion"].promoted
     second_version = second.outputs["registered_version"].version
     assert str(client.get_model_version_by_alias(stack.student_model, "challenger").version) == second_version
