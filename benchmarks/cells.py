@@ -188,6 +188,7 @@ def ensure_teacher(
         "source_train_images": len(rows),
         "steps": trained.result.steps,
         "batch_size": config.data.batch_size,
+        "optimizer": suite.schedule.teacher_optimizer,
         "lr": suite.schedule.teacher_lr,
         "wall_seconds": round(train_seconds, 2),
         "images_per_second": round(trained.result.images_per_second, 2),

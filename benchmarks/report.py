@@ -246,7 +246,8 @@ def markdown(results: dict) -> str:
         "",
         f"- Student steps {schedule['student_steps']} x batch {schedule['batch_size']} for every student method; "
         f"two_stage fine-tunes the teacher for {schedule['finetune_steps']} steps first.",
-        f"- Teacher: {schedule['teacher_steps']} steps x batch {schedule['teacher_batch_size']}, SGD lr {schedule['teacher_lr']}, "
+        f"- Teacher: {schedule['teacher_steps']} steps x batch {schedule['teacher_batch_size']}, "
+        f"{schedule['teacher_optimizer']} lr {schedule['teacher_lr']} (warm-up {schedule['teacher_warmup_steps']} steps, cosine), "
         f"source images per class: {schedule['teacher_images_per_class'] or 'all'}.",
         f"- Test images per class: {schedule['test_images_per_class'] or 'all'} (a fixed stratified subset when set).",
         "- Label budgets: " + "; ".join(

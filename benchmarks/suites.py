@@ -78,7 +78,9 @@ class Schedule:
     teacher_steps: int
     """Training the source teacher from scratch (once per task, cached)."""
     teacher_batch_size: int
+    teacher_optimizer: str
     teacher_lr: float
+    teacher_warmup_steps: int
     teacher_images_per_class: int | None
     """Source training images per class for the teacher; None = the whole source training split."""
     test_images_per_class: int | None
@@ -167,7 +169,9 @@ SUITES: dict[str, Suite] = {
             finetune_steps=1,
             teacher_steps=3,
             teacher_batch_size=8,
-            teacher_lr=0.05,
+            teacher_optimizer="adamw",
+            teacher_lr=1e-3,
+            teacher_warmup_steps=10,
             teacher_images_per_class=None,
             test_images_per_class=None,
             latency_repeats=2,
@@ -189,7 +193,9 @@ SUITES: dict[str, Suite] = {
             finetune_steps=20,
             teacher_steps=150,
             teacher_batch_size=32,
-            teacher_lr=0.05,
+            teacher_optimizer="adamw",
+            teacher_lr=1e-3,
+            teacher_warmup_steps=10,
             teacher_images_per_class=200,
             test_images_per_class=50,
             latency_repeats=10,
@@ -207,7 +213,9 @@ SUITES: dict[str, Suite] = {
             finetune_steps=150,
             teacher_steps=800,
             teacher_batch_size=64,
-            teacher_lr=0.05,
+            teacher_optimizer="adamw",
+            teacher_lr=1e-3,
+            teacher_warmup_steps=10,
             teacher_images_per_class=None,
             test_images_per_class=None,
         ),
@@ -244,7 +252,11 @@ def data_config(suite: Suite, task: TaskSpec, *, batch_size: int) -> DataConfig:
 
 
 def teacher_run_config(suite: Suite, task: TaskSpec, *, progress: bool) -> RunConfig:
-    """Training the source teacher from scratch: SGD with a cosine schedule, last step kept."""
+    """Training the source teacher from scratch: a short warm-up, then a cosine schedule; last step kept.
+
+    AdamW (lr 1e-3): in a timing trial of the quick schedule, SGD lr 0.05 diverged early
+    (MNIST test 39% after 150 steps); AdamW reached 95% and SGD lr 0.02 with warm-up 94%.
+    """
     schedule = suite.schedule
     return RunConfig(
         model=ModelConfig(teacher_arch=suite.teacher_arch, student_arch=suite.student_arch, stem=task.stem),
@@ -255,7 +267,15 @@ def teacher_run_config(suite: Suite, task: TaskSpec, *, progress: bool) -> RunCo
             selection="last",
             progress=progress,
             device="cpu",
-            optimizers={"teacher": OptimizerConfig(name="sgd", lr=schedule.teacher_lr, momentum=0.9, weight_decay=5e-4)},
+            optimizers={
+                "teacher": OptimizerConfig(
+                    name=schedule.teacher_optimizer,
+                    lr=schedule.teacher_lr,
+                    momentum=0.9 if schedule.teacher_optimizer == "sgd" else 0.0,
+                    weight_decay=5e-4 if schedule.teacher_optimizer == "sgd" else 1e-4,
+                    warmup_steps=schedule.teacher_warmup_steps,
+                )
+            },
         ),
     )
 
