@@ -159,7 +159,7 @@ def demo(session: Session, images_per_class: int) -> None:
     teacher_ref = f"{registered_teacher.model_name}/{registered_teacher.version}"
     distill_outcome = _run_distill_pipeline(session, domain="target", data_source=str(sources["target"]),
                                             teacher=teacher_ref)
-    _print_distill_result(distill_outcome)
+    _print_distill_result(session, distill_outcome)
     _print_timings([teacher_outcome, distill_outcome], total_seconds=time.perf_counter() - started)
 
 
@@ -230,7 +230,7 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
     check_teacher_reference(session, teacher_ref)
     outcome = _run_distill_pipeline(session, domain=domain, data_source=data_source,
                                     teacher=teacher_ref, data_sha256=sha256)
-    _print_distill_result(outcome)
+    _print_distill_result(session, outcome)
     _print_timings([outcome], total_seconds=outcome.wall_seconds)
 
 
@@ -335,7 +335,10 @@ def _parse_classes(spec: str) -> list[str]:
     return names
 
 
-def _print_distill_result(outcome) -> None:
+def _print_distill_result(session: Session, outcome) -> None:
+    from fourds.registry import configure_mlflow
+
+    configure_mlflow(session.workspace, session.config.tracking)
     registered = outcome.outputs["registered_version"]
     promotion = outcome.outputs["promotion"]
     onnx = outcome.outputs["onnx_model"]
@@ -353,9 +356,13 @@ def _print_distill_result(outcome) -> None:
     click.echo("promoted to champion" if promotion.promoted else "not promoted")
     for reason in promotion.reasons:
         click.echo(f"  {reason}")
-    click.echo(f"champion: {promotion.model_name}@champion = version {promotion.champion_version} "
-               f"(models:/{promotion.model_name}@champion)")
-    click.echo(f"ONNX file of this run: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
+    click.echo(f"champion: models:/{promotion.model_name}@champion = version {promotion.champion_version}")
+    if promotion.champion_version is not None:
+        from mlflow import MlflowClient
+
+        files = MlflowClient().get_model_version_download_uri(promotion.model_name, promotion.champion_version)
+        click.echo(f"  its files: {files.removeprefix('file://')}/ (model.onnx, extra_files/student.safetensors)")
+    click.echo(f"this run's ONNX file: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
 
 
 def _print_timings(outcomes, *, total_seconds: float) -> None:

@@ -281,3 +281,16 @@ def test_cli_reports_a_validation_failure_with_the_file_and_exit_1(stack, tmp_pa
     assert "validate_data" in error_lines[0]
     assert "green/007.png" in err
     assert "Traceback" not in err
+
+
+def test_cli_summary_points_at_the_champion_files(stack, capsys):
+    from fourds.cli import Session, _print_distill_result
+
+    _print_distill_result(Session(stack.workspace, stack.config, None), stack.first_outcome)
+    out = capsys.readouterr().out
+
+    files_line = next(line for line in out.splitlines() if "its files:" in line)
+    champion_dir = Path(files_line.split("its files:")[1].split("/ (")[0].strip())
+    assert (champion_dir / "model.onnx").is_file()
+    assert (champion_dir / "extra_files" / "student.safetensors").is_file()
+    assert stack.first_outcome.outputs["onnx_model"].path in out
