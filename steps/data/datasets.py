@@ -30,8 +30,10 @@ def domain_splits(ingested: IngestedDomain, config: RunConfig, classes: list[str
     labelled = labelled_subset(table, config.data.label_budget, config.data.budget_seed, split="train")
     return DomainSplits(
         train=ImageTableDataset(images_dir, labelled, classes, train_transform),
-        val=ImageTableDataset(images_dir, table[table["split"] == "val"].reset_index(drop=True), classes, eval_transform),
-        test=ImageTableDataset(
-            images_dir, table[table["split"] == "test"].reset_index(drop=True), classes, eval_transform
-        ),
+        val=ImageTableDataset(images_dir, _split(table, "val"), classes, eval_transform),
+        test=ImageTableDataset(images_dir, _split(table, "test"), classes, eval_transform),
     )
+
+
+def _split(table, split: str):
+    return table[table["split"] == split].reset_index(drop=True)

@@ -50,7 +50,7 @@ def evaluate_models(
         report_files.append(str(plot_confusion_matrix(
             evaluation, report_dir / f"{role}_confusion.png", title=f"{role} on {ingested.name} (test)")))
         report_files.append(str(plot_reliability_diagram(
-            evaluation, report_dir / f"{role}_reliability.png", title=f"{role} calibration (ECE {evaluation.ece:.3f})")))
+            evaluation, report_dir / f"{role}_reliability.png", title=f"{role} (ECE {evaluation.ece:.3f})")))
 
     with resumed_mlflow_run(run, config):
         mlflow.log_metrics(metrics)

@@ -15,7 +15,9 @@ from steps.tracking.mlflow_run import resumed_mlflow_run
 
 
 @step(enable_cache=False)  # an alias such as "champion" moves between runs: always resolve it again
-def load_teacher(config: RunConfig, run: RunContext, teacher_ref: str | None = None) -> Annotated[TeacherWeights, "teacher"]:
+def load_teacher(
+    config: RunConfig, run: RunContext, teacher_ref: str | None = None
+) -> Annotated[TeacherWeights, "teacher"]:
     """No class check here: validation checks every label against the teacher's classes and names the files."""
     reference = teacher_ref or config.tracking.teacher_model_name  # a bare name: its latest version
     with resumed_mlflow_run(run, config):

@@ -8,8 +8,14 @@ from zenml import step
 
 from fourds.config import RunConfig
 from fourds.registry import register_teacher as register_in_mlflow
-from steps.artifacts import EvaluationSummary, IngestedDomain, RegisteredVersion, RunContext, TrainedModels
-from steps.artifacts import ValidationSummary
+from steps.artifacts import (
+    EvaluationSummary,
+    IngestedDomain,
+    RegisteredVersion,
+    RunContext,
+    TrainedModels,
+    ValidationSummary,
+)
 from steps.tracking.mlflow_run import resumed_mlflow_run
 from steps.tracking.zenml_model import log_model_metadata
 
