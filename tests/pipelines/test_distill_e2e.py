@@ -294,3 +294,27 @@ def test_cli_summary_points_at_the_champion_files(stack, capsys):
     assert (champion_dir / "model.onnx").is_file()
     assert (champion_dir / "extra_files" / "student.safetensors").is_file()
     assert stack.first_outcome.outputs["onnx_model"].path in out
+
+
+def test_manual_promote_and_rollback_are_audited(stack, capsys):
+    from fourds.cli import main
+    from fourds.registry import alias_history
+
+    model = stack.student_model
+    champion = str(stack.mlflow().get_model_version_by_alias(model, "champion").version)
+    challenger = str(stack.mlflow().get_model_version_by_alias(model, "challenger").version)
+    assert challenger != champion, "the weaker run's version must still be the challenger"
+    workspace = ["--workspace", str(stack.workspace.root)]
+
+    for args in (["promote", model, challenger, "--reason", "field test", "--who", "alice"],
+                 ["rollback", model, "--reason", "field test failed"]):
+        with pytest.raises(SystemExit) as finished:
+            main([*args, *workspace])
+        assert finished.value.code == 0, capsys.readouterr().err
+
+    assert str(stack.mlflow().get_model_version_by_alias(model, "champion").version) == champion
+    promote_entry, rollback_entry = alias_history(model, "champion")[-2:]
+    assert (promote_entry["version"], promote_entry["who"], promote_entry["reason"]) == (
+        challenger, "alice", "field test")
+    assert rollback_entry["version"] == champion
+    assert rollback_entry["reason"] == "field test failed"
