@@ -42,6 +42,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "4ds, kd_weight 0": ("4ds", {"fourds": {"kd_weight": 0.0}}),
     "4ds, fusion_weight 0": ("4ds", {"fourds": {"fusion_weight": 0.0}}),
     "4ds, adapter lr 1e-2": ("4ds", {"train": {"optimizers": {"adapters": {"lr": 0.01}}}}),
+    "two_stage": ("two_stage", {}),
+    "two_stage, fine-tune lr 1e-3": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.001}}}}),
     "scratch, 3x steps": ("student_scratch", {"steps_multiplier": 3}),
     "4ds, 3x steps": ("4ds", {"steps_multiplier": 3}),
 }

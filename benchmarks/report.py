@@ -132,13 +132,16 @@ def markdown(results: dict) -> str:
     if results["partial"]:
         lines += [
             f"**Partial:** {results['cells_done']} of {results['cells_expected']} cells finished; "
-            "rows with fewer seeds than listed are incomplete.",
+            "rows with fewer seeds than listed are incomplete"
+            + (f"; tasks not run: {', '.join(results['tasks_not_run'])}" if results.get("tasks_not_run") else "")
+            + ".",
             "",
         ]
     git = results["git"]
     lines += [
         f"- Command: `{results['command']}`",
-        f"- Code: commit `{git['commit']}`" + (" (working tree had other changes, see JSON)" if git.get("dirty") else ""),
+        f"- Code: commit `{git['commit']}`" + (" (working tree had other changes, see JSON)" if git.get("dirty") else "")
+        + (f"; cells computed at {', '.join(c[:12] for c in results['cell_commits'])}" if results.get("cell_commits") else ""),
         f"- Machine: {results['machine']['cpu_model']}, {results['machine']['logical_cores']} cores, "
         f"torch {results['machine']['torch']} ({results['machine']['torch_threads']} threads), no GPU",
         f"- Load average (1/5/15 min) at start {results['load_average']['start']}, at end {results['load_average']['end']}",

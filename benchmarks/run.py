@@ -88,10 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     progress_bar = sys.stderr.isatty()
 
     print(f"suite {results_name}: {suite.description}", flush=True)
-    print(f"  load average {load_start}; work folder {work}", flush=True)
+    print(f"  load average {load_start}; {torch.get_num_threads()} torch thread(s); work folder {work}", flush=True)
+    code = git_state()
     total_cells = len(suite.tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.methods)
-    done = 0
+    skipped_tasks = [task.name for task in SUITES[arguments.suite].tasks if task not in suite.tasks and not arguments.source]
+    expected_cells = total_cells + len(skipped_tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.methods)
     teachers, cells, deployments, domains = {}, [], [], {}
+
+    # Data and teachers of every task first, then the cells seed by seed across tasks, so a
+    # partial run of a long suite has whole seeds of every task rather than one task only.
+    prepared = []
     for task in suite.tasks:
         print(f"task {task.name}", flush=True)
         source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work)
@@ -107,9 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             teacher = ensure_teacher(suite, task, source, target, teachers_dir=work / "teachers", progress_bar=progress_bar)
             teacher_record = teacher.record
         teachers[task.name] = teacher_record
-        kept_student = suite_dir / "students" / f"{slug(task.name)}-4ds.safetensors"
+        prepared.append((task, target, teacher, teacher_record))
 
-        for seed in suite.seeds:
+    done = 0
+    for seed in suite.seeds:
+        for task, target, teacher, teacher_record in prepared:
+            kept_student = suite_dir / "students" / f"{slug(task.name)}-4ds.safetensors"
             for budget in suite.budgets:
                 for method in suite.methods:
                     done += 1
@@ -123,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                             suite, task, budget, method, seed, teacher=teacher, target=target, key=key,
                             progress_bar=progress_bar, keep_student=kept_student if keep else None,
                         )
+                        record["code_commit"] = code["commit"]
                         store.append(record)
                     elif record is not None:
                         print(f"  {label}: recorded earlier, skipped", flush=True)
@@ -130,44 +140,57 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     cells.append(record)
                     _print_cell(label, record)
-
-        if not arguments.skip_deployment:
-            deployment_key = fingerprint({"task": task.name, "teacher": teacher_record["key"], "student": str(kept_student),
-                                          "student_exists": kept_student.is_file(), "suite": suite.settings()})
-            record = store.get(deployment_key)
-            if record is None and not arguments.report_only:
-                record = measure_deployment(
-                    suite, task, teacher=teacher, student_weights=kept_student, onnx_dir=suite_dir / "onnx", key=deployment_key
-                )
-                store.append(record)
-            if record is not None:
-                deployments.append(record)
+            if seed == suite.seeds[0] and not arguments.skip_deployment:
+                record = _deployment(arguments, suite, task, teacher, teacher_record, kept_student, store, suite_dir)
+                if record is not None:
+                    deployments.append(record)
 
     load_end = load_average()
     results = _results(
         suite, results_name, teachers=teachers, cells=cells, deployments=deployments, domains=list(domains.values()),
-        total_cells=total_cells, load=(load_start, load_end), seconds=time.perf_counter() - started,
+        expected_cells=expected_cells, skipped_tasks=skipped_tasks, load=(load_start, load_end),
+        seconds=time.perf_counter() - started, code=code,
     )
     out = arguments.out.resolve()
     report.write_json(results, out / f"{results_name}.json")
     (out / f"{results_name}.md").write_text(report.markdown(results))
     report.plot(results, out / f"{results_name}.png")
-    print(f"wrote {out / results_name}.json, .md and .png ({len(cells)}/{total_cells} cells)", flush=True)
+    print(f"wrote {out / results_name}.json, .md and .png ({len(cells)}/{expected_cells} cells)", flush=True)
     print(f"load average at end {load_end}; this invocation took {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 0
 
 
-def _results(suite: Suite, name: str, *, teachers, cells, deployments, domains, total_cells, load, seconds) -> dict:
+def _deployment(arguments, suite, task, teacher, teacher_record, kept_student, store, suite_dir) -> dict | None:
+    """Sizes, parity and latencies of a task, measured once (after its first seed, which keeps a 4ds student)."""
+    key = fingerprint(
+        {"task": task.name, "teacher": teacher_record["key"], "student": str(kept_student),
+         "student_exists": kept_student.is_file(), "suite": suite.settings()}
+    )
+    record = store.get(key)
+    if record is None and not arguments.report_only:
+        record = measure_deployment(
+            suite, task, teacher=teacher, student_weights=kept_student, onnx_dir=suite_dir / "onnx", key=key
+        )
+        store.append(record)
+    return record
+
+
+def _results(
+    suite: Suite, name: str, *, teachers, cells, deployments, domains, expected_cells, skipped_tasks, load, seconds, code
+) -> dict:
     recorded = sum(c["wall_seconds"] for c in cells) + sum(t["wall_seconds"] for t in teachers.values())
     recorded += sum(d["seconds"] for d in deployments)
     return {
         "suite": name,
         "description": suite.description,
-        "partial": len(cells) < total_cells,
+        "partial": len(cells) < expected_cells,
         "cells_done": len(cells),
-        "cells_expected": total_cells,
+        "cells_expected": expected_cells,
+        "tasks_not_run": skipped_tasks,
         "command": command_line(),
-        "git": git_state(),
+        "git": code,
+        "git_at_end": git_state(),
+        "cell_commits": sorted({cell.get("code_commit") or "not recorded" for cell in cells}),
         "machine": machine(),
         "written_at": now(),
         "load_average": {"start": load[0], "end": load[1]},
