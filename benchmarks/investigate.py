@@ -1,6 +1,6 @@
 """Why does 4Ds win or lose? Variants of its settings, compared on a VALIDATION split only.
 
-    python -m benchmarks.investigate --suite quick --tasks mnist->usps --budgets medium --seeds 0 1 2
+    python -m benchmarks.investigate --suite quick --tasks mnist-usps --budgets medium --seeds 0 1 2
 
 The validation split is carved from the labelled target training images of each
 (budget, seed): a stratified quarter of them (at least 1 per class, never a whole
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.cells import CellStore, ensure_teacher, load_average, now, train_and_evaluate
+from benchmarks.cells import CellStore, ensure_teacher, load_average, now, slug, train_and_evaluate
 from benchmarks.domains import labelled_images, load_domain
 from benchmarks.report import mean_std, write_json
 from benchmarks.run import DEFAULT_DATA_DIR
@@ -98,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     suite = SUITES[arguments.suite]
     if suite.threads:
         torch.set_num_threads(suite.threads)
-    tasks = [task for task in suite.tasks if not arguments.tasks or task.name in arguments.tasks]
+    tasks = [task for task in suite.tasks if not arguments.tasks or {task.name, slug(task.name)} & set(arguments.tasks)]
     budgets = [budget for budget in suite.budgets if not arguments.budgets or budget.name in arguments.budgets]
     seeds = arguments.seeds or list(suite.seeds)
     variants = arguments.variants or list(VARIANTS)
     work = arguments.work.resolve()
     store = CellStore(work / suite.name / "investigation.jsonl")
     load_start = load_average()
+    code = git_state()
 
     runs = []
     for task in tasks:
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "suite": suite.name,
         "command": command_line().replace("benchmarks.run", "benchmarks.investigate"),
-        "git": git_state(),
+        "git": code,
+        "git_at_end": git_state(),
         "machine": machine(),
         "written_at": now(),
         "load_average": {"start": load_start, "end": load_average()},

@@ -39,7 +39,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stem", choices=("imagenet", "no_maxpool", "small_input"), default="no_maxpool")
     parser.add_argument("--flip", action="store_true", help="random horizontal flips for --source/--target")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
-    parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite (by name, e.g. mnist->usps)")
+    parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite (e.g. mnist-usps or 'mnist->usps')")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder of the shared tarballs")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work", help="unpacked data, tables, teachers, cells")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
@@ -63,11 +63,13 @@ def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
         suite = suite.with_tasks((task,))
         name = f"{suite.name}-{slug(task.name)}"
     if arguments.tasks:
-        known = {task.name: task for task in suite.tasks}
+        # By name (quote it: "mnist->usps") or by its shell-safe slug (mnist-usps).
+        known = {task.name: task for task in suite.tasks} | {slug(task.name): task for task in suite.tasks}
         unknown = [name for name in arguments.tasks if name not in known]
         if unknown:
-            raise SystemExit(f"unknown task(s) {unknown}; the {suite.name} suite has {sorted(known)}")
-        suite = suite.with_tasks(tuple(known[name] for name in arguments.tasks))
+            names = ", ".join(f"{task.name} ({slug(task.name)})" for task in suite.tasks)
+            raise SystemExit(f"unknown task(s) {unknown}; the {suite.name} suite has {names}")
+        suite = suite.with_tasks(tuple(dict.fromkeys(known[name] for name in arguments.tasks)))
     if arguments.seeds:
         suite = suite.with_seeds(tuple(arguments.seeds))
     if arguments.threads is not None:
