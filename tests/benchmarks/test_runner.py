@@ -124,3 +124,23 @@ def test_source_and_target_go_together() -> None:
     )
     assert finished.returncode == 2
     assert "--source and --target go together" in finished.stderr
+
+
+def test_tasks_are_selected_by_name_or_shell_safe_slug() -> None:
+    from benchmarks.run import parse_arguments, select_suite
+
+    suite, name = select_suite(parse_arguments(["--suite", "full", "--tasks", "usps-mnist", "mnist->usps"]))
+    assert [task.name for task in suite.tasks] == ["usps->mnist", "mnist->usps"]
+    assert name == "full"
+    with pytest.raises(SystemExit, match="usps-mnist"):
+        select_suite(parse_arguments(["--suite", "full", "--tasks", "mnist"]))
+
+
+def test_custom_folders_make_a_task_named_after_them(tmp_path: Path) -> None:
+    from benchmarks.run import parse_arguments, select_suite
+
+    arguments = parse_arguments(["--suite", "quick", "--source", str(tmp_path / "cam_a"), "--target", str(tmp_path / "cam_b")])
+    suite, name = select_suite(arguments)
+    (task,) = suite.tasks
+    assert task.name == "cam_a->cam_b" and name == "quick-cam-a-cam-b"
+    assert task.source.archive is None and task.source.folder == str((tmp_path / "cam_a").resolve())
