@@ -139,7 +139,8 @@ def markdown(results: dict) -> str:
         ]
     git = results["git"]
     lines += [
-        f"- Command: `{results['command']}`",
+        f"- Command: `{results['command']}`"
+        + (" (results rewritten from recorded cells; see `cell_commands` in the JSON)" if results.get("report_only") else ""),
         f"- Code: commit `{git['commit']}`" + (" (working tree had other changes, see JSON)" if git.get("dirty") else "")
         + (f"; cells computed at {', '.join(c[:12] for c in results['cell_commits'])}" if results.get("cell_commits") else ""),
         f"- Machine: {results['machine']['cpu_model']}, {results['machine']['logical_cores']} cores, "

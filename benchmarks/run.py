@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                             progress_bar=progress_bar, keep_student=kept_student if keep else None,
                         )
                         record["code_commit"] = code["commit"]
+                        record["command"] = command_line()
                         store.append(record)
                     elif record is not None:
                         print(f"  {label}: recorded earlier, skipped", flush=True)
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     results = _results(
         suite, results_name, teachers=teachers, cells=cells, deployments=deployments, domains=list(domains.values()),
         expected_cells=expected_cells, skipped_tasks=skipped_tasks, load=(load_start, load_end),
-        seconds=time.perf_counter() - started, code=code,
+        seconds=time.perf_counter() - started, code=code, report_only=arguments.report_only,
     )
     out = arguments.out.resolve()
     report.write_json(results, out / f"{results_name}.json")
@@ -178,7 +179,8 @@ def _deployment(arguments, suite, task, teacher, teacher_record, kept_student, s
 
 
 def _results(
-    suite: Suite, name: str, *, teachers, cells, deployments, domains, expected_cells, skipped_tasks, load, seconds, code
+    suite: Suite, name: str, *, teachers, cells, deployments, domains, expected_cells, skipped_tasks, load, seconds, code,
+    report_only,
 ) -> dict:
     recorded = sum(c["wall_seconds"] for c in cells) + sum(t["wall_seconds"] for t in teachers.values())
     recorded += sum(d["seconds"] for d in deployments)
@@ -190,6 +192,8 @@ def _results(
         "cells_expected": expected_cells,
         "tasks_not_run": skipped_tasks,
         "command": command_line(),
+        "report_only": report_only,
+        "cell_commands": sorted({cell.get("command") or "not recorded" for cell in cells}),
         "git": code,
         "git_at_end": git_state(),
         "cell_commits": sorted({cell.get("code_commit") or "not recorded" for cell in cells}),
