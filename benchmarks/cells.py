@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.domains import Domain, evaluation_rows, labelled_images, source_training_rows
-from benchmarks.suites import BudgetSpec, Suite, TaskSpec, cell_run_config, fingerprint, teacher_run_config
+from benchmarks.domains import Domain, evaluation_rows, labelled_images, source_training_rows, split_validation
+from benchmarks.suites import BudgetSpec, Suite, TaskSpec, cell_run_config, fingerprint, split_guard, teacher_run_config
 from fourds.config import RunConfig
 from fourds.evaluation.metrics import evaluate_classifier
 from fourds.models import load_classifier, save_classifier
@@ -215,7 +215,7 @@ def ensure_teacher(
 def cell_key(suite: Suite, task: TaskSpec, budget: BudgetSpec, method: str, seed: int, teacher_record: dict) -> str:
     return fingerprint(
         {
-            "settings": suite.settings(),
+            "settings": suite.key_settings(),
             "task": dataclasses.asdict(task),
             "budget": dataclasses.asdict(budget),
             "method": method,
@@ -238,9 +238,15 @@ def run_cell(
     progress_bar: bool,
     keep_student: Path | None = None,
 ) -> dict:
-    """Distil (or train) one student with ``method`` and evaluate it on the target test split."""
+    """Distil (or train) one student with ``method`` and evaluate it on the target test split.
+
+    A guarded method (``4ds+guard``) holds a validation quarter out of the same labelled images
+    (``split_validation``) for the scratch guard to judge on, and trains on the rest.
+    """
     config = cell_run_config(suite, task, method, seed, progress=progress_bar)
-    rows = labelled_images(target, budget, seed)
+    rows, val_rows = labelled_images(target, budget, seed), None
+    if split_guard(method)[1]:
+        rows, val_rows = split_validation(rows, seed)
     outcome = train_and_evaluate(
         config,
         teacher,
@@ -249,6 +255,7 @@ def run_cell(
         evaluation_rows(target, suite.schedule.test_images_per_class),
         label=method,
         keep_student=keep_student,
+        val_rows=val_rows,
     )
     return {
         "kind": "cell",
@@ -272,12 +279,15 @@ def train_and_evaluate(
     *,
     label: str,
     keep_student: Path | None = None,
+    val_rows: pd.DataFrame | None = None,
 ) -> dict:
-    """``distill`` on ``train_rows`` (no validation during the run, the last step is kept), then score every
-    trained network on ``scored_rows`` (the test split for results, a validation split for studies)."""
+    """``distill`` on ``train_rows`` (the last step is kept), then score every trained network on
+    ``scored_rows`` (the test split for results, a validation split for studies). ``val_rows`` go to
+    ``distill`` as its validation split: only the scratch guard (when on) reads them."""
     classes = _teacher_classes(teacher, target)
     train_set = target.dataset(train_rows, config.data, train=True, classes=classes)
     evaluation_set = target.dataset(scored_rows, config.data, train=False, classes=classes)
+    val_set = None if val_rows is None else target.dataset(val_rows, config.data, train=False, classes=classes)
     per_class = train_rows["label"].value_counts()
 
     load_before = load_average()
@@ -285,7 +295,7 @@ def train_and_evaluate(
         config,
         teacher.model,
         train_set,
-        None,
+        val_set,
         num_classes=len(classes),
         callbacks=[ProgressPrinter(label, every=max(1, config.train.max_steps // 4))],
     )
@@ -296,6 +306,17 @@ def train_and_evaluate(
         trained["adapted_teacher"] = result.adapted_teacher
     if result.finetuned_teacher is not None:
         trained["finetuned_teacher"] = result.finetuned_teacher
+    if result.distilled_student is not None:  # the guard kept the scratch student; score the other too
+        trained["distilled_student"] = result.distilled_student
+    guard = None
+    if result.guard is not None:
+        guard = {
+            "decision": result.guard.decision,
+            "kept_method": result.guard.kept_method,
+            "distilled_val_accuracy": result.guard.distilled_val_accuracy,
+            "scratch_val_accuracy": result.guard.scratch_val_accuracy,
+            "val_images": result.guard.val_images,
+        }
     scores = {role: _evaluate(model, evaluation_set, classes, config.data.eval_batch_size) for role, model in trained.items()}
     if keep_student is not None:
         keep_student.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +324,9 @@ def train_and_evaluate(
             result.student, keep_student, arch=config.model.student_arch, classes=classes, stem=config.model.stem
         )
     return {
-        "labelled_images": len(train_rows),
+        "labelled_images": len(train_rows) + (0 if val_rows is None else len(val_rows)),
+        "trained_on_images": len(train_rows),
+        "guard": guard,
         "labelled_per_class": {"min": int(per_class.min()), "max": int(per_class.max())},
         "student_steps": result.train_results[DISTILL_STAGE].steps,
         "finetune_steps": result.train_results[FINETUNE_STAGE].steps if FINETUNE_STAGE in result.train_results else 0,

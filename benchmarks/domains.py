@@ -6,8 +6,8 @@ sub-folders keeps that split (digits); any other folder is split by the library'
 content hash (``split_for``: the first 16 hex digits of the image's sha256 as a number
 in [0, 1); below ``HASH_TEST_FRACTION`` is test, the rest train), so the split never
 depends on file names, listing order or what else is in the folder. No validation
-split is taken from the domain: validation, where a study needs it, is carved from
-the labelled training images (see ``labelled_images``).
+split is taken from the domain: validation, where a study or the scratch guard needs it,
+is carved from the labelled training images (``split_validation``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fourds.data.datasets import ImageTableDataset, build_transforms
@@ -32,6 +33,11 @@ HASH_TEST_FRACTION = 0.2
 DEMO_PREFIX = "<demo>/"
 GIVEN_SPLITS = ("train", "test")
 
+
+VALIDATION_FRACTION = 0.25
+"""Share of each class's labelled images held out for validation (studies, the scratch guard)."""
+VALIDATION_SEED_OFFSET = 1000
+"""The hold-out draw's generator is seeded with this plus the cell's seed."""
 
 @dataclass
 class Domain:
@@ -156,6 +162,21 @@ def labelled_images(domain: Domain, budget: BudgetSpec, seed: int) -> pd.DataFra
     by_count = labelled_subset(domain.table, budget.min_per_class, seed, split="train")
     union = pd.concat([by_fraction, by_count]).drop_duplicates(subset="path")
     return union.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def split_validation(labelled: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, val): a stratified quarter of the labelled images for validation, the rest to train on.
+
+    Per class, ``round(VALIDATION_FRACTION * n)`` images, at least 1 and at most ``n - 1``,
+    drawn with a generator seeded by ``VALIDATION_SEED_OFFSET + seed``.
+    """
+    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
+    val_paths = []
+    for _, members in labelled.sort_values("path").groupby("label", sort=True):
+        count = min(max(round(VALIDATION_FRACTION * len(members)), 1), len(members) - 1)
+        val_paths += list(rng.permutation(members["path"].to_numpy())[:count])
+    is_val = labelled["path"].isin(val_paths)
+    return labelled[~is_val].reset_index(drop=True), labelled[is_val].reset_index(drop=True)
 
 
 def evaluation_rows(domain: Domain, images_per_class: int | None) -> pd.DataFrame:

@@ -16,20 +16,16 @@ import copy
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from benchmarks.cells import CellStore, ensure_teacher, load_average, now, slug, train_and_evaluate
-from benchmarks.domains import labelled_images, load_domain
+from benchmarks.domains import VALIDATION_FRACTION, VALIDATION_SEED_OFFSET, labelled_images, load_domain, split_validation
 from benchmarks.report import mean_std, write_json
 from benchmarks.run import DEFAULT_DATA_DIR
 from benchmarks.provenance import REPO_ROOT, command_line, git_state, machine
 from benchmarks.suites import SUITES, Suite, cell_run_config, fingerprint
 from fourds.config import RunConfig
-
-VALIDATION_FRACTION = 0.25
-VALIDATION_SEED_OFFSET = 1000
 
 # name -> (method, overrides of the suite's run config). Step counts are multiples of the suite's.
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -48,21 +44,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "4ds, 3x steps": ("4ds", {"steps_multiplier": 3}),
 }
 REFERENCE = "scratch"
-
-
-def split_validation(labelled: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(fit, val): a stratified quarter of the labelled images for validation, the rest to train on.
-
-    Per class, ``round(VALIDATION_FRACTION * n)`` images, at least 1 and at most ``n - 1``,
-    drawn with a generator seeded by ``VALIDATION_SEED_OFFSET + seed``.
-    """
-    rng = np.random.default_rng(VALIDATION_SEED_OFFSET + seed)
-    val_paths = []
-    for _, members in labelled.sort_values("path").groupby("label", sort=True):
-        count = min(max(round(VALIDATION_FRACTION * len(members)), 1), len(members) - 1)
-        val_paths += list(rng.permutation(members["path"].to_numpy())[:count])
-    is_val = labelled["path"].isin(val_paths)
-    return labelled[~is_val].reset_index(drop=True), labelled[is_val].reset_index(drop=True)
 
 
 def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:

@@ -19,10 +19,17 @@ METHOD_LABELS = {
     "kd": "kd",
     "two_stage": "two_stage",
     "4ds": "4ds",
+    "4ds+guard": "4ds + scratch guard",
     "4ds_adapted_teacher": "4ds adapted teacher",
     "two_stage_finetuned_teacher": "fine-tuned teacher",
 }
 ALTERNATIVES = ("student_scratch", "kd", "two_stage")
+GUARDED = "4ds+guard"
+
+
+def method_columns(settings: dict) -> list[str]:
+    """The plain methods, then the guarded ones (``<method>+guard``), as in the suite."""
+    return list(settings["methods"]) + [f"{method}+guard" for method in settings.get("guarded_methods", [])]
 
 
 def mean_std(values: list[float]) -> dict:
@@ -61,6 +68,8 @@ def summarise(cells: list[dict], teachers: dict[str, dict], tasks: list[str], bu
                 "images_per_second": {m: mean_std([c["images_per_second"] for c in rows]) for m, rows in by_method.items()},
                 "wall_ratio_4ds_over": _wall_ratios(by_method),
             }
+            if GUARDED in by_method:
+                entry["guard"] = _guard_summary(by_method)
             summary.append(entry)
     return summary
 
@@ -74,6 +83,20 @@ def _margins(by_method: dict[str, list[dict]]) -> dict:
         differences = [fourds[seed] - other[seed] for seed in seeds]
         margins[alternative] = {**mean_std(differences), "wins": sum(d > 0 for d in differences), "seeds": seeds}
     return margins
+
+
+def _guard_summary(by_method: dict[str, list[dict]]) -> dict:
+    """How often the guard kept the scratch student, and the guarded student against scratch and 4ds."""
+    guarded = {c["seed"]: c for c in by_method[GUARDED]}
+    summary = {"kept_scratch": sum(c["guard"]["decision"] == "scratch" for c in guarded.values() if c.get("guard")),
+               "seeds": sorted(guarded)}
+    for name in ("student_scratch", "4ds"):
+        other = {c["seed"]: c["accuracy"]["student"] for c in by_method.get(name, [])}
+        seeds = sorted(set(guarded) & set(other))
+        differences = [guarded[seed]["accuracy"]["student"] - other[seed] for seed in seeds]
+        summary[f"minus_{name}"] = {**mean_std(differences), "wins": sum(d > 0 for d in differences), "seeds": seeds,
+                                    "worst": min(differences, default=None)}
+    return summary
 
 
 def _wall_ratios(by_method: dict[str, list[dict]]) -> dict:
@@ -126,7 +149,7 @@ def _megabytes(size: int) -> str:
 
 def markdown(results: dict) -> str:
     summary = results["summary"]
-    methods = results["settings"]["methods"]
+    methods = method_columns(results["settings"])
     seeds = results["seeds"]
     lines = [f"# Benchmark results: `{results['suite']}` suite" + (" (PARTIAL)" if results["partial"] else ""), ""]
     if results["partial"]:
@@ -188,11 +211,34 @@ def markdown(results: dict) -> str:
             + " |"
         )
 
+    guarded = [entry for entry in summary if entry.get("guard")]
+    if guarded:
+        lines += [
+            "",
+            "## Scratch guard: 4ds, or the scratch student when that scores higher on held-out labels",
+            "",
+            "`4ds+guard` holds a stratified quarter of the labelled images out as a validation split, trains 4ds and a "
+            "scratch student (same steps and initial weights) on the rest, and keeps whichever is more accurate on "
+            "the held-out quarter (`fourds.training.guard`). Paired by seed against the plain cells, which train on "
+            "all the labels: mean ± std (guarded wins/seeds), worst seed.",
+            "",
+            "| task | budget | kept scratch | 4ds+guard minus scratch | worst seed | 4ds+guard minus 4ds | worst seed |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in guarded:
+            guard = entry["guard"]
+            row = [entry["task"], entry["budget"], f"{guard['kept_scratch']}/{len(guard['seeds'])}"]
+            for name in ("student_scratch", "4ds"):
+                stat = guard[f"minus_{name}"]
+                row += [_points(stat), "-" if stat["worst"] is None else f"{100 * stat['worst']:+.1f}"]
+            lines.append("| " + " | ".join(row) + " |")
+
     lines += [
         "",
         "## Training cost: wall seconds per run (mean), training images/s, and 4ds time ratios",
         "",
-        "two_stage includes its teacher fine-tuning. Every student gets the same optimiser steps.",
+        "two_stage includes its teacher fine-tuning, 4ds + scratch guard its scratch student. "
+        "Every student gets the same optimiser steps.",
         "",
         "| task | budget | " + " | ".join(f"{METHOD_LABELS[m]} s (img/s)" for m in methods) + " | 4ds / kd | 4ds / two_stage |",
         "|" + "---|" * (len(methods) + 4),
@@ -278,12 +324,13 @@ def plot(results: dict, path: Path) -> None:
     """Accuracy per method and budget, one panel per task, error bars = std over seeds."""
     summary = results["summary"]
     tasks = list(dict.fromkeys(entry["task"] for entry in summary))
-    roles = list(results["settings"]["methods"]) + ["4ds_adapted_teacher"]
+    roles = method_columns(results["settings"]) + ["4ds_adapted_teacher"]
     colours = {
         "student_scratch": "#7f7f7f",
         "kd": "#1f77b4",
         "two_stage": "#2ca02c",
         "4ds": "#d62728",
+        "4ds+guard": "#9467bd",
         "4ds_adapted_teacher": "#ff9896",
     }
     figure = Figure(figsize=(5.5 * len(tasks), 4.2))

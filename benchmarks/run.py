@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"suite {results_name}: {suite.description}", flush=True)
     print(f"  load average {load_start}; {torch.get_num_threads()} torch thread(s); work folder {work}", flush=True)
     code = git_state()
-    total_cells = len(suite.tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.methods)
+    total_cells = len(suite.tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.all_methods)
     skipped_tasks = [task.name for task in SUITES[arguments.suite].tasks if task not in suite.tasks and not arguments.source]
-    expected_cells = total_cells + len(skipped_tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.methods)
+    expected_cells = total_cells + len(skipped_tasks) * len(suite.budgets) * len(suite.seeds) * len(suite.all_methods)
     teachers, cells, deployments, domains = {}, [], [], {}
 
     # Data and teachers of every task first, then the cells seed by seed across tasks, so a
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for task, target, teacher, teacher_record in prepared:
             kept_student = suite_dir / "students" / f"{slug(task.name)}-4ds.safetensors"
             for budget in suite.budgets:
-                for method in suite.methods:
+                for method in suite.all_methods:
                     done += 1
                     key = cell_key(suite, task, budget, method, seed, teacher_record)
                     label = f"[{done}/{total_cells}] {task.name} {budget.name} seed {seed} {method}"
@@ -167,7 +167,7 @@ def _deployment(arguments, suite, task, teacher, teacher_record, kept_student, s
     """Sizes, parity and latencies of a task, measured once (after its first seed, which keeps a 4ds student)."""
     key = fingerprint(
         {"task": task.name, "teacher": teacher_record["key"], "student": str(kept_student),
-         "student_exists": kept_student.is_file(), "suite": suite.settings()}
+         "student_exists": kept_student.is_file(), "suite": suite.key_settings()}
     )
     record = store.get(key)
     if record is None and not arguments.report_only:
@@ -208,7 +208,7 @@ def _results(
         "domains": domains,
         "teachers": list(teachers.values()),
         "summary": report.summarise(
-            cells, teachers, [task.name for task in suite.tasks], [budget.name for budget in suite.budgets], list(suite.methods)
+            cells, teachers, [task.name for task in suite.tasks], [budget.name for budget in suite.budgets], list(suite.all_methods)
         ),
         "deployment": deployments,
         "cells": cells,

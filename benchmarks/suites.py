@@ -21,9 +21,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fourds.config import DataConfig, FourDsConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+from fourds.config import DataConfig, FourDsConfig, GuardConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 
 STUDENT_METHODS = ("student_scratch", "kd", "two_stage", "4ds")
+GUARD_SUFFIX = "+guard"
+"""``4ds+guard``: 4ds with the library's scratch guard (``fourds.training.guard``), judged on a
+validation quarter carved from the same labelled images."""
 DIGIT_NORMALISATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -97,6 +100,8 @@ class Suite:
     seeds: tuple[int, ...]
     schedule: Schedule
     methods: tuple[str, ...] = STUDENT_METHODS
+    guarded_methods: tuple[str, ...] = ()
+    """Methods also run with the scratch guard on (as ``<method>+guard``)."""
     teacher_arch: str = "resnet34"
     student_arch: str = "resnet18"
     fourds: FourDsConfig = field(default_factory=FourDsConfig)
@@ -114,8 +119,19 @@ class Suite:
     def with_threads(self, threads: int | None) -> Suite:
         return dataclasses.replace(self, threads=threads)
 
+    @property
+    def all_methods(self) -> tuple[str, ...]:
+        """Every method column of the results: the plain methods, then the guarded ones."""
+        return self.methods + tuple(method + GUARD_SUFFIX for method in self.guarded_methods)
+
     def settings(self) -> dict:
         """Everything but the task list and seeds, as plain data (recorded in the results)."""
+        return self.key_settings() | {"guarded_methods": list(self.guarded_methods)}
+
+    def key_settings(self) -> dict:
+        """The settings a recorded cell is keyed by. The guarded variants came after cells had been
+        recorded, and a cell's numbers do not depend on them, so they are left out: adding them
+        reuses the plain cells."""
         return {
             "teacher_arch": self.teacher_arch,
             "student_arch": self.student_arch,
@@ -178,6 +194,7 @@ SUITES: dict[str, Suite] = {
         ),
         teacher_arch="resnet18",
         student_arch="resnet18",
+        guarded_methods=("4ds",),
     ),
     "quick": Suite(
         name="quick",
@@ -200,6 +217,7 @@ SUITES: dict[str, Suite] = {
             test_images_per_class=50,
             latency_repeats=10,
         ),
+        guarded_methods=("4ds",),
     ),
     "full": Suite(
         name="full",
@@ -290,10 +308,15 @@ def teacher_run_config(suite: Suite, task: TaskSpec, *, progress: bool) -> RunCo
 
 
 def cell_run_config(suite: Suite, task: TaskSpec, method: str, seed: int, *, progress: bool) -> RunConfig:
-    """One student run. Optimisers are the 4Ds reference ones for every method (student SGD 0.01)."""
+    """One student run. Optimisers are the 4Ds reference ones for every method (student SGD 0.01).
+
+    ``method`` may be guarded (``4ds+guard``): the scratch guard is on only then.
+    """
     schedule = suite.schedule
+    base_method, guarded = split_guard(method)
     return RunConfig(
-        method=method,
+        method=base_method,
+        guard=GuardConfig(scratch_baseline=guarded),
         model=ModelConfig(teacher_arch=suite.teacher_arch, student_arch=suite.student_arch, stem=task.stem),
         fourds=suite.fourds,
         data=data_config(suite, task, batch_size=schedule.batch_size),
@@ -303,6 +326,13 @@ def cell_run_config(suite: Suite, task: TaskSpec, method: str, seed: int, *, pro
             max_steps=schedule.finetune_steps, seed=seed, selection="last", progress=progress, device="cpu"
         ),
     )
+
+
+def split_guard(method: str) -> tuple[str, bool]:
+    """``"4ds+guard"`` -> ``("4ds", True)``; ``"kd"`` -> ``("kd", False)``."""
+    if method.endswith(GUARD_SUFFIX):
+        return method.removesuffix(GUARD_SUFFIX), True
+    return method, False
 
 
 def fingerprint(data: object) -> str:

@@ -344,6 +344,9 @@ def _print_distill_result(session: Session, outcome) -> None:
     onnx = outcome.outputs["onnx_model"]
     evaluation = outcome.outputs["evaluation"]
     click.echo(f"registered {registered.model_name} version {registered.version} (alias challenger)")
+    guard = registered.tags.get("fourds.guard")
+    if guard is not None:
+        click.echo(f"  scratch guard: {guard}")
     for name in sorted(evaluation.metrics):
         if name.endswith("/accuracy"):
             click.echo(f"  {name}: {evaluation.metrics[name]:.4f}")

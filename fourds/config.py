@@ -169,6 +169,24 @@ class ValidationConfig(_Strict):
     max_side: int = Field(4096, ge=1, description="largest accepted image width/height in pixels")
 
 
+class GuardConfig(_Strict):
+    """The scratch guard: never hand over a distilled student that a plain student beats.
+
+    A teacher from another domain can drag its student below one trained on the target
+    labels alone (BENCHMARK.md saw it with reference 4Ds settings). With the guard on,
+    ``distill`` also trains the student from scratch with the same budget and initial
+    weights, scores both on the validation split, and keeps the scratch student when it
+    is more accurate there. Costs one extra, cheaper student run (no teacher forward).
+    """
+
+    scratch_baseline: bool = Field(
+        True, description="train a from-scratch student beside the distilled one and keep the better on validation"
+    )
+    margin: float = Field(
+        0.0, ge=0, le=1, description="the scratch student must beat the distilled one's validation accuracy by more"
+    )
+
+
 class ExportConfig(_Strict):
     opset: int = Field(18, ge=17, description="ONNX opset (torch's exporter emits >= 18)")
     parity_batch_size: int = Field(3, ge=1, description="differs from the export example's batch on purpose")
@@ -206,6 +224,7 @@ class RunConfig(_Strict):
         default_factory=TrainConfig, description="teacher training on a source domain, and two_stage fine-tuning"
     )
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -76,6 +76,10 @@ class TrainedModels(BaseModel):
     stem: str
     method: str
     wall_seconds: float
+    student_method: str | None = None
+    """The method that produced ``student``: ``method``, or ``student_scratch`` when the scratch guard kept that."""
+    guard: str = "off"
+    """The scratch guard's one-line outcome (``fourds.training.guard.GuardReport.summary``), or ``off``."""
     images_per_second: float | None = None
     final_metrics: dict[str, float] = Field(default_factory=dict)
     extra_test_metrics: dict[str, float] = Field(default_factory=dict)

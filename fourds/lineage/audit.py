@@ -117,6 +117,8 @@ def registry_link(version, record: LineageRecord) -> Link:
                       created=_millis_to_iso(version.creation_timestamp), source=version.source)
     link.require("domain", record.domain)
     link.require("method", record.method)
+    link.require("student_method", record.student_method)
+    link.require("guard", record.guard)
     listed = version.tags.get("fourds.lineage_missing")
     if listed:
         link.missing.append(f"registered without: {listed}")

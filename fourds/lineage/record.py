@@ -26,6 +26,12 @@ class LineageRecord:
 
     domain: str | None = None
     method: str | None = None
+    """The distillation method the run was configured with."""
+    student_method: str | None = None
+    """The method that produced the registered student: ``method``, or ``student_scratch`` when the
+    scratch guard found a plain student more accurate on validation."""
+    guard: str | None = None
+    """The scratch guard's outcome with the validation accuracies it compared, or ``off``."""
     data_domain_md5: str | None = None
     """DVC md5 of the domain's folder (``data/domains/<name>``)."""
     data_md5: str | None = None

@@ -9,6 +9,11 @@ for a target domain with ``config.method``:
 * ``two_stage``: fine-tune a copy of the teacher on the target labels
   (``config.teacher_train``), then vanilla KD from it.
 
+With ``config.guard.scratch_baseline`` (the default) a distilling method also trains a
+``student_scratch`` baseline with the same budget and initial weights, and the student
+that scores higher on the validation split is the one returned (the scratch guard,
+:mod:`fourds.training.guard`).
+
 Every method's student gets the same ``config.train`` budget and starts from the same
 initial weights (seeded with ``config.train.seed`` just before it is built), so the
 comparison is fair. The teacher passed in is never modified: every method works on a
@@ -22,6 +27,7 @@ import copy
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,14 +37,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from fourds.config import METHOD_NAMES, RunConfig, TrainConfig
+from fourds.devices import select_device
 from fourds.method import Method, Supervised, build_method
 from fourds.models import build_classifier
+from fourds.training import guard as guard_decision
 from fourds.training.callbacks import Callback
+from fourds.training.guard import GuardReport
 from fourds.training.reproducibility import seed_everything
 from fourds.training.trainer import Trainer, TrainResult
 
 FINETUNE_STAGE = "finetune_teacher"
 DISTILL_STAGE = "distill"
+GUARD_STAGE = "scratch_guard"
 TEACHER_STAGE = "teacher"
 
 
@@ -67,13 +77,25 @@ class DistillResult:
     """4ds only: the teacher with its trained Fourier adapters (returns logits)."""
     finetuned_teacher: nn.Module | None = None
     """two_stage only: the teacher after fine-tuning on the target labels."""
+    guard: GuardReport | None = None
+    """The scratch guard's comparison; None when it was off (or the method is student_scratch)."""
+    distilled_student: nn.Module | None = None
+    """The distilled student when the guard kept the scratch one instead (for evaluation only)."""
+
+    @property
+    def student_method(self) -> str:
+        """The method that produced ``student``: ``student_scratch`` when the guard replaced it."""
+        return self.guard.kept_method if self.guard is not None else self.method
 
     @property
     def metrics(self) -> dict[str, float]:
         """The student stage's final metrics; the fine-tuning stage's under ``finetune_teacher/``."""
         metrics = dict(self.train_results[DISTILL_STAGE].metrics)
-        if FINETUNE_STAGE in self.train_results:
-            metrics |= {f"{FINETUNE_STAGE}/{k}": v for k, v in self.train_results[FINETUNE_STAGE].metrics.items()}
+        for stage in (FINETUNE_STAGE, GUARD_STAGE):
+            if stage in self.train_results:
+                metrics |= {f"{stage}/{k}": v for k, v in self.train_results[stage].metrics.items()}
+        if self.guard is not None:
+            metrics |= self.guard.metrics()
         return metrics
 
 
@@ -168,16 +190,78 @@ def distill(
     seconds[DISTILL_STAGE] = time.perf_counter() - stage_start
 
     evaluated = method.evaluated_models()
+    kept, guard, distilled_student = student, None, None
+    if config.guard.scratch_baseline and config.method != "student_scratch":
+        guard, scratch = _scratch_guard(
+            config, student, train_set, val_set, num_classes=num_classes, callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir, results=results, seconds=seconds,
+        )
+        if scratch is not None:
+            kept, distilled_student = scratch, _finished(student)
     return DistillResult(
         method=config.method,
-        student=_finished(student),
+        student=_finished(kept),
         train_results=results,
         stage_seconds=seconds,
         wall_seconds=time.perf_counter() - started,
         images_per_second=results[DISTILL_STAGE].images_per_second,
         adapted_teacher=_finished(evaluated["adapted_teacher"]) if config.method == "4ds" else None,
         finetuned_teacher=_finished(finetuned) if finetuned is not None else None,
+        guard=guard,
+        distilled_student=distilled_student,
     )
+
+
+def _scratch_guard(
+    config: RunConfig,
+    distilled: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    *,
+    num_classes: int,
+    callbacks: Sequence[Callback],
+    checkpoint_dir: Path | None,
+    results: dict[str, TrainResult],
+    seconds: dict[str, float],
+) -> tuple[GuardReport, nn.Module | None]:
+    """Train the scratch baseline and judge it against ``distilled``; returns it only when it wins."""
+    if val_set is None or len(val_set) == 0:
+        warnings.warn(
+            f"scratch guard skipped: no validation images to compare the {config.method} student with a "
+            "scratch one (give the target domain a val split, or set guard.scratch_baseline: false)",
+            stacklevel=3,
+        )
+        return guard_decision.skipped(config.method), None
+    stage_start = time.perf_counter()
+    # Same seed just before building: the scratch student starts from the distilled one's initial weights.
+    seed_everything(config.train.seed, config.train.deterministic)
+    scratch = build_classifier(
+        config.model.student_arch, num_classes, pretrained=config.model.pretrained, stem=config.model.stem
+    )
+    results[GUARD_STAGE] = _run_stage(
+        Supervised(scratch, group="student"),
+        config.train,
+        config,
+        train_set,
+        val_set,
+        callbacks=[_StageCallback(callback, GUARD_STAGE) for callback in callbacks],
+        checkpoint_dir=checkpoint_dir / GUARD_STAGE if checkpoint_dir else None,
+        description=f"scratch guard: {config.model.student_arch} on the target labels only",
+        checkpoint_key=_checkpoint_key(config, GUARD_STAGE),
+    )
+    seconds[GUARD_STAGE] = time.perf_counter() - stage_start
+    report = guard_decision.choose_student(
+        distilled,
+        scratch,
+        val_set,
+        method=config.method,
+        num_classes=num_classes,
+        margin=config.guard.margin,
+        batch_size=config.data.eval_batch_size,
+        device=select_device(config.train.device),
+        scratch_seconds=seconds[GUARD_STAGE],
+    )
+    return report, (scratch if report.decision == guard_decision.KEPT_SCRATCH else None)
 
 
 def _student_method(config: RunConfig, teacher: nn.Module, student: nn.Module) -> Method:

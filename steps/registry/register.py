@@ -40,6 +40,8 @@ def register_student(
     lineage = LineageRecord(
         domain=run.domain,
         method=config.method,
+        student_method=trained.student_method or config.method,
+        guard=trained.guard,
         data_domain_md5=ingested.domain_md5,
         data_md5=ingested.data_md5,
         data_git_revision=ingested.git_revision,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
+import mlflow
 from zenml import step
 
 from fourds.config import RunConfig
@@ -16,6 +18,8 @@ from fourds.training.recipes import distill
 from steps.artifacts import IngestedDomain, RunContext, TeacherWeights, TrainedModels, ValidationSummary
 from steps.data.datasets import domain_splits
 from steps.tracking.mlflow_run import resumed_mlflow_run
+
+logger = logging.getLogger(__name__)
 
 
 @step(enable_cache=False)
@@ -41,12 +45,20 @@ def distill_student(
             callbacks=[MlflowMetricsCallback()],
             checkpoint_dir=run_dir / "checkpoints",
         )
-    files = {"student": (result.student, config.model.student_arch)}
+        guard = result.guard.summary() if result.guard is not None else "off"
+        if result.guard is not None:
+            mlflow.log_metrics(result.guard.metrics())
+        mlflow.set_tags({"fourds.guard": guard, "fourds.student_method": result.student_method})
+    logger.info("scratch guard: %s", guard)
+    files = {"student": (result.student, config.model.student_arch, result.student_method)}
+    if result.distilled_student is not None:
+        # The guard kept the scratch student; the distilled one is still scored on test, for the record.
+        files["distilled_student"] = (result.distilled_student, config.model.student_arch, config.method)
     if result.finetuned_teacher is not None:
-        files["finetuned_teacher"] = (result.finetuned_teacher, config.model.teacher_arch)
-    for role, (model, arch) in files.items():
+        files["finetuned_teacher"] = (result.finetuned_teacher, config.model.teacher_arch, config.method)
+    for role, (model, arch, method) in files.items():
         save_classifier(model, run_dir / f"{role}.safetensors", arch=arch, classes=teacher.classes,
-                        stem=config.model.stem, metadata={"method": config.method, "domain": ingested.name})
+                        stem=config.model.stem, metadata={"method": method, "domain": ingested.name})
 
     # The 4Ds adapted teacher exists only here (a teacher with adapters, not a classifier
     # file), so its one test evaluation happens here too.
@@ -58,10 +70,12 @@ def distill_student(
         ).to_metrics(prefix="test/adapted_teacher/")
     return TrainedModels(
         weights={role: str(run_dir / f"{role}.safetensors") for role in files},
-        arch={role: arch for role, (_, arch) in files.items()},
+        arch={role: arch for role, (_, arch, _) in files.items()},
         classes=teacher.classes,
         stem=config.model.stem,
         method=config.method,
+        student_method=result.student_method,
+        guard=guard,
         wall_seconds=result.wall_seconds,
         images_per_second=result.images_per_second,
         final_metrics=dict(result.metrics),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-METHODS = {"student_scratch", "kd", "two_stage", "4ds"}
+METHODS = {"student_scratch", "kd", "two_stage", "4ds", "4ds+guard"}
 
 
 def _run_smoke(work: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -44,7 +44,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
     results = smoke_run["results"]
     assert results["partial"] is False
-    assert results["cells_done"] == results["cells_expected"] == 1 * 2 * 2 * 4
+    assert results["cells_done"] == results["cells_expected"] == 1 * 2 * 2 * 5
     cells = results["cells"]
     assert {cell["method"] for cell in cells} == METHODS
     assert {cell["budget"] for cell in cells} == {"low", "medium"}
@@ -59,6 +59,18 @@ def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
     two_stage = [cell for cell in cells if cell["method"] == "two_stage"]
     assert all(cell["finetune_steps"] == results["settings"]["schedule"]["finetune_steps"] for cell in two_stage)
     assert all(set(cell["stage_seconds"]) == {"finetune_teacher", "distill"} for cell in two_stage)
+    # The guarded cells train on three quarters of the same labels and judge on the held-out rest.
+    guarded = [cell for cell in cells if cell["method"] == "4ds+guard"]
+    plain = {(cell["budget"], cell["seed"]): cell for cell in fourds_cells}
+    for cell in guarded:
+        assert set(cell["stage_seconds"]) == {"distill", "scratch_guard"}
+        assert cell["labelled_images"] == plain[(cell["budget"], cell["seed"])]["labelled_images"]
+        assert cell["trained_on_images"] + cell["guard"]["val_images"] == cell["labelled_images"]
+        assert cell["guard"]["decision"] in ("distilled", "scratch")
+        kept_scratch = cell["guard"]["decision"] == "scratch"
+        assert ("distilled_student" in cell["accuracy"]) == kept_scratch
+        assert kept_scratch == (cell["guard"]["scratch_val_accuracy"] > cell["guard"]["distilled_val_accuracy"])
+    assert all(cell["guard"] is None for cell in cells if cell["method"] != "4ds+guard")
 
 
 @pytest.mark.slow
@@ -81,13 +93,16 @@ def test_provenance_teacher_and_deployment_are_in_the_json(smoke_run: dict) -> N
     assert set(summary_low["margins_4ds"]) == {"student_scratch", "kd", "two_stage"}
     assert summary_low["margins_4ds"]["kd"]["n"] == 2
     assert summary_low["wall_ratio_4ds_over"]["kd"] > 0
+    assert summary_low["guard"]["minus_student_scratch"]["n"] == 2
+    assert 0 <= summary_low["guard"]["kept_scratch"] <= 2
 
 
 @pytest.mark.slow
 def test_markdown_table_and_plot_are_written(smoke_run: dict) -> None:
     out = smoke_run["out"]
     text = (out / "smoke.md").read_text()
-    assert "| task | budget (labels) | teacher, source only | scratch | kd | two_stage | 4ds |" in text
+    assert "| task | budget (labels) | teacher, source only | scratch | kd | two_stage | 4ds | 4ds + scratch guard |" in text
+    assert "## Scratch guard" in text
     assert "4ds / kd" in text and "parity" in text
     assert smoke_run["results"]["command"] in text
     assert (out / "smoke.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -98,7 +113,7 @@ def test_a_rerun_skips_finished_cells_and_reports_the_same_numbers(smoke_run: di
     second = _run_smoke(smoke_run["work"], smoke_run["out"])
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "running" not in second.stdout
-    assert second.stdout.count("recorded earlier, skipped") == 16
+    assert second.stdout.count("recorded earlier, skipped") == 20
     assert "cached" in second.stdout  # the teacher is not trained again
     again = json.loads((smoke_run["out"] / "smoke.json").read_text())
     assert again["cells"] == smoke_run["results"]["cells"]

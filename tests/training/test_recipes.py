@@ -17,11 +17,13 @@ SIDE = 48
 NUM_CLASSES = 3
 
 
-def _config(method: str = "4ds", **train_overrides) -> RunConfig:
+def _config(method: str = "4ds", *, guard: bool = False, **train_overrides) -> RunConfig:
+    """Guard off unless asked: most tests look at one method's stages alone."""
     tiny_run = {"max_steps": 1, "progress": False, "device": "cpu"} | train_overrides
     return RunConfig.model_validate(
         {
             "method": method,
+            "guard": {"scratch_baseline": guard},
             "model": {"teacher_arch": ARCH, "student_arch": ARCH},
             "data": {"image_size": SIDE, "batch_size": 4, "eval_batch_size": 4},
             "train": tiny_run,
