@@ -9,6 +9,8 @@ def _complete_record() -> LineageRecord:
     return LineageRecord(
         domain="usps",
         method="4ds",
+        student_method="4ds",
+        guard="kept 4ds: validation accuracy 4ds 0.9000, scratch 0.8500 on 40 images (margin 0)",
         data_domain_md5="aa.dir",
         data_md5="bb.dir",
         data_git_revision="c0ffee",

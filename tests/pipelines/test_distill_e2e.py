@@ -175,6 +175,12 @@ def test_student_version_carries_every_lineage_fact(stack):
     assert lineage.onnx_sha256 == outputs["onnx_model"].sha256
     assert lineage.metric("test_accuracy") == outputs["evaluation"].metrics["test/student/accuracy"]
     assert lineage.metric("onnx_parity_max_abs_diff") == outputs["onnx_model"].parity_max_abs_diff
+    # The scratch guard ran on the validation split and its choice is on the version.
+    trained = outputs["trained_models"]
+    assert lineage.method == "4ds" and lineage.student_method == trained.student_method
+    assert lineage.guard == trained.guard and lineage.guard.startswith(f"kept {trained.student_method}: validation")
+    assert ("distilled_student" in trained.weights) == (trained.student_method == "student_scratch")
+    assert "test/distilled_student/accuracy" in outputs["evaluation"].metrics or trained.student_method == "4ds"
 
 
 def test_run_artifacts_are_linked_to_the_zenml_model_version(stack):
