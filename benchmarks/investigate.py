@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name in variants:
                     config = variant_config(suite, task, name, seed)
                     key = fingerprint(
-                        {"config": config.model_dump(mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}}),
+                        # guard: always off here, and added after runs were recorded; leaving it out keeps them.
+                        {"config": config.model_dump(
+                            mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}, "guard": True}),
                          "task": task.name, "budget": budget.name, "seed": seed, "teacher": teacher.record["key"],
                          "val": sorted(val["path"]), "variant": name}
                     )
