@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from fourds.config import ConfigError
+from fourds.lineage.record import CODE_COMMIT_ENV, code_commit
 
 
 class PipelineRunFailed(RuntimeError):
@@ -95,15 +96,15 @@ def launch(pipeline_instance, *, run_name: str, params: dict[str, Any], zenml_op
     configured = pipeline_instance.with_options(run_name=run_name, model=model) if model else (
         pipeline_instance.with_options(run_name=run_name)
     )
+    # Steps in a container image have no .git: hand them this checkout's commit for the lineage.
+    zenml_options = dict(zenml_options or {})
+    zenml_options["environment"] = {CODE_COMMIT_ENV: code_commit(), **(zenml_options.get("environment") or {})}
     started = time.perf_counter()
     try:
-        if zenml_options:
-            with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
-                options_file = Path(folder) / "run_options.yaml"
-                options_file.write_text(yaml.safe_dump(zenml_options))
-                configured = configured.with_options(config_path=str(options_file))
-                configured(**params)
-        else:
+        with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
+            options_file = Path(folder) / "run_options.yaml"
+            options_file.write_text(yaml.safe_dump(zenml_options))
+            configured = configured.with_options(config_path=str(options_file))
             configured(**params)
     except Exception as exc:
         raise _failure(pipeline_instance.name, run_name, exc) from exc

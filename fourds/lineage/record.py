@@ -9,6 +9,7 @@ that it travels with the version and survives the run that created it.
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 TAG_PREFIX = "fourds."
 METRIC_TAG_PREFIX = TAG_PREFIX + "metric."
 MISSING_TAG = TAG_PREFIX + "lineage_missing"
+CODE_COMMIT_ENV = "FOURDS_CODE_COMMIT"
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +123,12 @@ def code_commit(repo: str | Path | None = None) -> str:
     """``git rev-parse HEAD`` of the project, suffixed ``-dirty`` when tracked files changed.
 
     Returns ``"unknown"`` outside a git checkout (e.g. an installed wheel) or without git.
+    ``$FOURDS_CODE_COMMIT`` wins when set: the launcher sets it from the checkout that
+    started a run, so steps in a container image without ``.git`` still know their code.
     """
+    pinned = os.environ.get(CODE_COMMIT_ENV, "").strip()
+    if repo is None and pinned:
+        return pinned
     if repo is None and not (_PROJECT_ROOT / "pyproject.toml").is_file():
         return "unknown"  # an installed package: any enclosing git repository is not ours
     where = Path(repo) if repo is not None else _PROJECT_ROOT

@@ -88,3 +88,13 @@ def test_code_commit_reports_head_and_dirty_flag(tmp_path):
     assert code_commit(tmp_path) == head
     (tmp_path / "a.txt").write_text("two")
     assert code_commit(tmp_path) == f"{head}-dirty"
+
+
+def test_a_commit_pinned_by_the_launcher_wins_inside_images_without_git(monkeypatch):
+    monkeypatch.delenv("FOURDS_CODE_COMMIT", raising=False)
+    from_checkout = code_commit()
+    assert from_checkout != "unknown"  # the test suite runs from a checkout
+    monkeypatch.setenv("FOURDS_CODE_COMMIT", "0123abcd")
+    assert code_commit() == "0123abcd"
+    monkeypatch.setenv("FOURDS_CODE_COMMIT", "  ")
+    assert code_commit() == from_checkout
