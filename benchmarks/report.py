@@ -169,8 +169,9 @@ def markdown(results: dict) -> str:
         f"- Machine: {results['machine']['cpu_model']}, {results['machine']['logical_cores']} cores, "
         f"torch {results['machine']['torch']} ({results['machine']['torch_threads']} threads), no GPU",
         f"- Load average (1/5/15 min) at start {results['load_average']['start']}, at end {results['load_average']['end']}",
-        f"- This invocation: {results['invocation_seconds'] / 60:.1f} min; compute recorded in all cells, teachers "
-        f"and deployment checks: {results['recorded_seconds'] / 60:.1f} min",
+        f"- This invocation: {results['invocation_seconds'] / 60:.1f} min"
+        + (f" with {results['worker_processes']} worker processes" if results.get("worker_processes", 1) > 1 else "")
+        + f"; compute recorded in all cells, teachers and deployment checks: {results['recorded_seconds'] / 60:.1f} min",
         f"- Seeds {', '.join(map(str, seeds))}; teacher {results['settings']['teacher_arch']}, "
         f"student {results['settings']['student_arch']}; nothing is selected on a test split (last step kept).",
         "",

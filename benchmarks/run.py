@@ -3,6 +3,7 @@
     python -m benchmarks.run --suite quick
     python -m benchmarks.run --suite full --seeds 0 1 2
     python -m benchmarks.run --suite quick --source DIR --target DIR   # any two image folders
+    python -m benchmarks.run --suite quick --jobs 2    # one worker process per task group
 
 Finished cells are kept in ``<work>/<suite>/cells.jsonl`` and skipped on a rerun, so
 an interrupted run continues where it stopped; ``--report-only`` rewrites the results
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,10 +48,48 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true", help="write the results from recorded cells; train nothing")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, 1; 0 = torch's choice)")
     parser.add_argument("--skip-deployment", action="store_true", help="do not export or time the models")
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="run the tasks in this many worker processes (one torch thread each), then write the results once",
+    )
+    parser.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # set on --jobs workers
     arguments = parser.parse_args(argv)
     if (arguments.source is None) != (arguments.target is None):
         parser.error("--source and --target go together")
+    if arguments.jobs < 1:
+        parser.error("--jobs must be at least 1")
     return arguments
+
+
+def task_groups(tasks: tuple, jobs: int) -> list[list]:
+    """Tasks dealt round-robin to ``jobs`` workers (no empty worker)."""
+    groups = [list(tasks[index::jobs]) for index in range(min(jobs, len(tasks)))]
+    return [group for group in groups if group]
+
+
+def run_workers(arguments: argparse.Namespace, suite: Suite, argv: list[str]) -> list[str]:
+    """Run the suite's tasks in ``arguments.jobs`` processes; returns the failed workers' task lists.
+
+    A worker is this command again with its own ``--tasks`` and no report (later options
+    override earlier ones); every worker appends to the same ``cells.jsonl``, one whole
+    line per finished cell, and the parent writes the results from it afterwards.
+    """
+    workers = []
+    for group in task_groups(suite.tasks, arguments.jobs):
+        slugs = [slug(task.name) for task in group]
+        command = [sys.executable, "-m", "benchmarks.run", *argv, "--tasks", *slugs, "--jobs", "1", "--no-report"]
+        print(f"worker for {', '.join(task.name for task in group)}: {' '.join(command[1:])}", flush=True)
+        workers.append((slugs, subprocess.Popen(command, cwd=REPO_ROOT)))
+    failed = []
+    try:
+        for slugs, process in workers:
+            if process.wait() != 0:
+                failed.append(" ".join(slugs))
+    except KeyboardInterrupt:
+        for _, process in workers:
+            process.terminate()
+        raise
+    return failed
 
 
 def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
@@ -78,6 +118,7 @@ def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     arguments = parse_arguments(argv)
     suite, results_name = select_suite(arguments)
     if suite.threads:
@@ -85,6 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_start = load_average()
     work = arguments.work.resolve()
+    # With workers, they train and record everything; this process then only reads the records.
+    use_workers = arguments.jobs > 1 and not arguments.report_only and len(suite.tasks) > 1
+    recorded_only = arguments.report_only or use_workers
+    failed_workers = []
+    if use_workers:
+        for task in suite.tasks:  # unpack and index the data once, before workers could race on it
+            for domain in (task.source, task.target):
+                load_domain(domain, data_dir=arguments.data_dir, work_dir=work)
+        failed_workers = run_workers(arguments, suite, argv)
+    for tasks in failed_workers:
+        print(f"worker for {tasks} failed; the results below are partial", flush=True)
     suite_dir = work / results_name
     store = CellStore(suite_dir / "cells.jsonl")
     progress_bar = sys.stderr.isatty()
@@ -106,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work)
         for domain in (source, target):
             domains[domain.name] = _domain_record(domain)
-        if arguments.report_only:
+        if recorded_only:
             teacher, teacher_record = None, recorded_teacher(suite, task, source, work / "teachers")
             if teacher_record is None:
                 print("  no teacher recorded for these settings; skipping the task", flush=True)
@@ -127,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                     key = cell_key(suite, task, budget, method, seed, teacher_record)
                     label = f"[{done}/{total_cells}] {task.name} {budget.name} seed {seed} {method}"
                     record = store.get(key)
-                    if record is None and not arguments.report_only:
+                    if record is None and not recorded_only:
                         print(f"  {label}: running", flush=True)
                         keep = seed == suite.seeds[0] and budget == suite.budgets[0] and method == "4ds"
                         record = run_cell(
@@ -144,15 +196,20 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(record)
                     _print_cell(label, record)
             if seed == suite.seeds[0] and not arguments.skip_deployment:
-                record = _deployment(arguments, suite, task, teacher, teacher_record, kept_student, store, suite_dir)
+                record = _deployment(
+                    suite, task, teacher, teacher_record, kept_student, store, suite_dir, measure=not recorded_only
+                )
                 if record is not None:
                     deployments.append(record)
 
     load_end = load_average()
+    if arguments.no_report:  # a --jobs worker: the parent writes the results
+        return 0
     results = _results(
         suite, results_name, teachers=teachers, cells=cells, deployments=deployments, domains=list(domains.values()),
         expected_cells=expected_cells, skipped_tasks=skipped_tasks, load=(load_start, load_end),
         seconds=time.perf_counter() - started, code=code, report_only=arguments.report_only,
+        jobs=len(task_groups(suite.tasks, arguments.jobs)) if use_workers else 1,
     )
     out = arguments.out.resolve()
     report.write_json(results, out / f"{results_name}.json")
@@ -160,17 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     report.plot(results, out / f"{results_name}.png")
     print(f"wrote {out / results_name}.json, .md and .png ({len(cells)}/{expected_cells} cells)", flush=True)
     print(f"load average at end {load_end}; this invocation took {(time.perf_counter() - started) / 60:.1f} min", flush=True)
-    return 0
+    return 1 if failed_workers else 0
 
 
-def _deployment(arguments, suite, task, teacher, teacher_record, kept_student, store, suite_dir) -> dict | None:
+def _deployment(suite, task, teacher, teacher_record, kept_student, store, suite_dir, *, measure: bool) -> dict | None:
     """Sizes, parity and latencies of a task, measured once (after its first seed, which keeps a 4ds student)."""
     key = fingerprint(
         {"task": task.name, "teacher": teacher_record["key"], "student": str(kept_student),
          "student_exists": kept_student.is_file(), "suite": suite.key_settings()}
     )
     record = store.get(key)
-    if record is None and not arguments.report_only:
+    if record is None and measure:
         record = measure_deployment(
             suite, task, teacher=teacher, student_weights=kept_student, onnx_dir=suite_dir / "onnx", key=key
         )
@@ -180,7 +237,7 @@ def _deployment(arguments, suite, task, teacher, teacher_record, kept_student, s
 
 def _results(
     suite: Suite, name: str, *, teachers, cells, deployments, domains, expected_cells, skipped_tasks, load, seconds, code,
-    report_only,
+    report_only, jobs,
 ) -> dict:
     recorded = sum(c["wall_seconds"] for c in cells) + sum(t["wall_seconds"] for t in teachers.values())
     recorded += sum(d["seconds"] for d in deployments)
@@ -193,6 +250,7 @@ def _results(
         "tasks_not_run": skipped_tasks,
         "command": command_line(),
         "report_only": report_only,
+        "worker_processes": jobs,
         "cell_commands": sorted({cell.get("command") or "not recorded" for cell in cells}),
         "git": code,
         "git_at_end": git_state(),

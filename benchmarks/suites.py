@@ -170,11 +170,17 @@ SUITES: dict[str, Suite] = {
     "smoke": Suite(
         name="smoke",
         description="CI check of the runner and its report on generated demo domains (tiny networks, a few steps)",
+        # Two tasks, so that the test of the runner also exercises --jobs workers.
         tasks=(
             TaskSpec(
                 name="demo-source->demo-target",
                 source=DomainSpec("demo-source", folder="<demo>/source"),
                 target=DomainSpec("demo-target", folder="<demo>/target"),
+            ),
+            TaskSpec(
+                name="demo-target->demo-source",
+                source=DomainSpec("demo-target", folder="<demo>/target"),
+                target=DomainSpec("demo-source", folder="<demo>/source"),
             ),
         ),
         budgets=(BudgetSpec("low", 0.2, 2), BudgetSpec("medium", 0.5, 2)),

@@ -34,7 +34,7 @@ def _run_smoke(work: Path, out: Path, *extra: str) -> subprocess.CompletedProces
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("work")
     out = tmp_path_factory.mktemp("results")
-    first = _run_smoke(work, out)
+    first = _run_smoke(work, out, "--jobs", "2")  # one worker process per task
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = json.loads((out / "smoke.json").read_text())
     return {"work": work, "out": out, "first": first, "results": results}
@@ -44,10 +44,13 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
     results = smoke_run["results"]
     assert results["partial"] is False
-    assert results["cells_done"] == results["cells_expected"] == 1 * 2 * 2 * 5
+    assert results["cells_done"] == results["cells_expected"] == 2 * 2 * 2 * 5
+    assert results["worker_processes"] == 2
+    assert smoke_run["first"].stdout.count("worker for ") == 2
     cells = results["cells"]
     assert {cell["method"] for cell in cells} == METHODS
     assert {cell["budget"] for cell in cells} == {"low", "medium"}
+    assert {cell["task"] for cell in cells} == {"demo-source->demo-target", "demo-target->demo-source"}
     assert {cell["seed"] for cell in cells} == {0, 1}
     for cell in cells:
         assert 0.0 <= cell["accuracy"]["student"] <= 1.0
@@ -61,10 +64,10 @@ def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
     assert all(set(cell["stage_seconds"]) == {"finetune_teacher", "distill"} for cell in two_stage)
     # The guarded cells train on three quarters of the same labels and judge on the held-out rest.
     guarded = [cell for cell in cells if cell["method"] == "4ds+guard"]
-    plain = {(cell["budget"], cell["seed"]): cell for cell in fourds_cells}
+    plain = {(cell["task"], cell["budget"], cell["seed"]): cell for cell in fourds_cells}
     for cell in guarded:
         assert set(cell["stage_seconds"]) == {"distill", "scratch_guard"}
-        assert cell["labelled_images"] == plain[(cell["budget"], cell["seed"])]["labelled_images"]
+        assert cell["labelled_images"] == plain[(cell["task"], cell["budget"], cell["seed"])]["labelled_images"]
         assert cell["trained_on_images"] + cell["guard"]["val_images"] == cell["labelled_images"]
         assert cell["guard"]["decision"] in ("distilled", "scratch")
         kept_scratch = cell["guard"]["decision"] == "scratch"
@@ -81,14 +84,16 @@ def test_provenance_teacher_and_deployment_are_in_the_json(smoke_run: dict) -> N
     assert results["machine"]["logical_cores"] >= 1 and results["machine"]["torch"]
     assert len(results["load_average"]["start"]) == 3
     assert all(len(domain["content_sha256"]) == 64 for domain in results["domains"])
-    (teacher,) = results["teachers"]
+    assert len(results["teachers"]) == 2
+    teacher = results["teachers"][0]
     assert 0.0 <= teacher["target_test_accuracy"] <= 1.0
-    (deployment,) = results["deployment"]
+    assert len(results["deployment"]) == 2
+    deployment = results["deployment"][0]
     assert deployment["parameters"]["student"] > 0
     assert deployment["parity_max_abs_diff"]["student"] < 1e-3
     assert set(deployment["latency_ms"]) == {"onnx_student", "torch_student", "onnx_teacher", "torch_teacher"}
     assert set(deployment["latency_ms"]["onnx_student"]) == {"1", "64"}
-    (summary_low, summary_medium) = results["summary"]
+    (summary_low, summary_medium) = results["summary"][:2]
     assert summary_low["budget"] == "low" and summary_medium["budget"] == "medium"
     assert set(summary_low["margins_4ds"]) == {"student_scratch", "kd", "two_stage"}
     assert summary_low["margins_4ds"]["kd"]["n"] == 2
@@ -113,7 +118,7 @@ def test_a_rerun_skips_finished_cells_and_reports_the_same_numbers(smoke_run: di
     second = _run_smoke(smoke_run["work"], smoke_run["out"])
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "running" not in second.stdout
-    assert second.stdout.count("recorded earlier, skipped") == 20
+    assert second.stdout.count("recorded earlier, skipped") == 40
     assert "cached" in second.stdout  # the teacher is not trained again
     again = json.loads((smoke_run["out"] / "smoke.json").read_text())
     assert again["cells"] == smoke_run["results"]["cells"]
@@ -159,3 +164,14 @@ def test_custom_folders_make_a_task_named_after_them(tmp_path: Path) -> None:
     (task,) = suite.tasks
     assert task.name == "cam_a->cam_b" and name == "quick-cam-a-cam-b"
     assert task.source.archive is None and task.source.folder == str((tmp_path / "cam_a").resolve())
+
+
+def test_tasks_are_dealt_round_robin_to_workers() -> None:
+    from benchmarks.run import parse_arguments, task_groups
+
+    assert task_groups(("a", "b", "c", "d"), 2) == [["a", "c"], ["b", "d"]]
+    assert task_groups(("a", "b", "c"), 2) == [["a", "c"], ["b"]]
+    assert task_groups(("a", "b"), 8) == [["a"], ["b"]]
+    assert task_groups(("a",), 1) == [["a"]]
+    with pytest.raises(SystemExit):
+        parse_arguments(["--jobs", "0"])
