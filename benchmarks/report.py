@@ -336,6 +336,14 @@ def plot(results: dict, path: Path) -> None:
     }
     figure = Figure(figsize=(5.5 * len(tasks), 4.2))
     width = 0.8 / len(roles)
+    # Zoom in on the range the bars span (10-point steps): differences of a point or two are the story.
+    lowest = min(
+        (100 * (stat["mean"] - stat["std"]) for entry in summary for role in roles
+         if (stat := entry["accuracy"].get(role)) and stat["mean"] is not None),
+        default=0.0,
+    )
+    teachers = [100 * entry["teacher_source_only"] for entry in summary if entry["teacher_source_only"] is not None]
+    bottom = max(0.0, 10 * ((min([lowest, *teachers]) - 5) // 10))
     for index, task in enumerate(tasks):
         axes = figure.add_subplot(1, len(tasks), index + 1)
         entries = [entry for entry in summary if entry["task"] == task]
@@ -354,7 +362,7 @@ def plot(results: dict, path: Path) -> None:
         axes.set_xticks(
             range(len(entries)), labels=[f"{e['budget']}\n({_labels(e['labelled_images'])} labels)" for e in entries]
         )
-        axes.set_ylim(0, 100)
+        axes.set_ylim(bottom, 100)
         axes.set_ylabel("target test accuracy (%)")
         axes.set_title(task)
         axes.grid(axis="y", alpha=0.3)
