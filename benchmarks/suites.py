@@ -204,7 +204,7 @@ SUITES: dict[str, Suite] = {
     ),
     "quick": Suite(
         name="quick",
-        description="digits, both label budgets, 3 seeds, shortened schedules (about 30-40 min on 2 CPU cores)",
+        description="digits, both label budgets, 3 seeds, shortened schedules (50 min in one process on 2 CPU cores)",
         tasks=DIGIT_TASKS,
         budgets=LABEL_BUDGETS,
         seeds=(0, 1, 2),
