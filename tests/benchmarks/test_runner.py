@@ -79,7 +79,12 @@ def test_every_cell_is_recorded_with_its_measurements(smoke_run: dict) -> None:
 @pytest.mark.slow
 def test_provenance_teacher_and_deployment_are_in_the_json(smoke_run: dict) -> None:
     results = smoke_run["results"]
-    assert results["command"].endswith("--suite smoke --work {} --out {}".format(smoke_run["work"], smoke_run["out"]))
+    assert results["command"].endswith(
+        "--suite smoke --work {} --out {} --jobs 2".format(smoke_run["work"], smoke_run["out"])
+    )
+    # Each cell records the command of the worker that computed it.
+    assert {cell["command"].split(" --tasks ")[1] for cell in results["cells"]} == {
+        "demo-source-demo-target --jobs 1 --no-report", "demo-target-demo-source --jobs 1 --no-report"}
     assert len(results["git"]["commit"]) == 40
     assert results["machine"]["logical_cores"] >= 1 and results["machine"]["torch"]
     assert len(results["load_average"]["start"]) == 3
