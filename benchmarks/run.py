@@ -63,8 +63,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def task_groups(tasks: tuple, jobs: int) -> list[list]:
     """Tasks dealt round-robin to ``jobs`` workers (no empty worker)."""
-    groups = [list(tasks[index::jobs]) for index in range(min(jobs, len(tasks)))]
-    return [group for group in groups if group]
+    return [list(tasks[index::jobs]) for index in range(min(jobs, len(tasks)))]
 
 
 def run_workers(arguments: argparse.Namespace, suite: Suite, argv: list[str]) -> list[str]:

@@ -35,7 +35,6 @@ class GuardReport:
     scratch_val_accuracy: float | None = None
     val_images: int = 0
     margin: float = 0.0
-    scratch_seconds: float = 0.0
 
     @property
     def kept_method(self) -> str:
@@ -73,7 +72,6 @@ def choose_student(
     margin: float,
     batch_size: int,
     device: str | torch.device | None,
-    scratch_seconds: float,
 ) -> GuardReport:
     """Score both students on ``val_set``; scratch wins only by more than ``margin`` (ties keep distilled)."""
     classes = [str(index) for index in range(num_classes)]
@@ -87,7 +85,6 @@ def choose_student(
         scratch_val_accuracy=scratch_accuracy,
         val_images=len(val_set),
         margin=margin,
-        scratch_seconds=scratch_seconds,
     )
 
 

@@ -89,7 +89,8 @@ class DistillResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """The student stage's final metrics; the fine-tuning stage's under ``finetune_teacher/``."""
+        """The student stage's final metrics; the fine-tuning and guard stages' under ``finetune_teacher/``
+        and ``scratch_guard/``; the guard's decision under ``guard/``."""
         metrics = dict(self.train_results[DISTILL_STAGE].metrics)
         for stage in (FINETUNE_STAGE, GUARD_STAGE):
             if stage in self.train_results:
@@ -259,7 +260,6 @@ def _scratch_guard(
         margin=config.guard.margin,
         batch_size=config.data.eval_batch_size,
         device=select_device(config.train.device),
-        scratch_seconds=seconds[GUARD_STAGE],
     )
     return report, (scratch if report.decision == guard_decision.KEPT_SCRATCH else None)
 
