@@ -26,7 +26,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmarks.domains import Domain, evaluation_rows, labelled_images, source_training_rows, split_validation
+from benchmarks.domains import (
+    Domain,
+    evaluation_rows,
+    labelled_images,
+    monitoring_rows,
+    source_training_rows,
+    split_validation,
+    unlabelled_images,
+)
 from benchmarks.suites import BudgetSpec, Suite, TaskSpec, cell_run_config, fingerprint, split_guard, teacher_run_config
 from fourds.config import RunConfig
 from fourds.evaluation.metrics import evaluate_classifier
@@ -241,12 +249,17 @@ def run_cell(
     """Distil (or train) one student with ``method`` and evaluate it on the target test split.
 
     A guarded method (``4ds+guard``) holds a validation quarter out of the same labelled images
-    (``split_validation``) for the scratch guard to judge on, and trains on the rest.
+    (``split_validation``) for the scratch guard to judge on, and trains on the rest. Otherwise
+    the suite's monitoring images (if any) are the validation split, read only to record curves.
+    In the semi-supervised setting the rest of the target training split is the unlabelled pool.
     """
     config = cell_run_config(suite, task, method, seed, progress=progress_bar)
-    rows, val_rows = labelled_images(target, budget, seed), None
+    monitored = monitoring_rows(target, suite.schedule.monitor_images_per_class)
+    rows = labelled_images(target, budget, seed, held_out=monitored)
+    val_rows = None if monitored.empty else monitored
     if split_guard(method)[1]:
         rows, val_rows = split_validation(rows, seed)
+    unlabelled_rows = unlabelled_images(target, rows, monitored) if suite.unlabelled_ratio else None
     outcome = train_and_evaluate(
         config,
         teacher,
@@ -256,6 +269,7 @@ def run_cell(
         label=method,
         keep_student=keep_student,
         val_rows=val_rows,
+        unlabelled_rows=unlabelled_rows,
     )
     return {
         "kind": "cell",
@@ -280,14 +294,21 @@ def train_and_evaluate(
     label: str,
     keep_student: Path | None = None,
     val_rows: pd.DataFrame | None = None,
+    unlabelled_rows: pd.DataFrame | None = None,
 ) -> dict:
     """``distill`` on ``train_rows`` (the last step is kept), then score every trained network on
     ``scored_rows`` (the test split for results, a validation split for studies). ``val_rows`` go to
-    ``distill`` as its validation split: only the scratch guard (when on) reads them."""
+    ``distill`` as its validation split: the scratch guard (when on) judges on them, and the
+    trainer records validation curves on them; nothing else reads them. ``unlabelled_rows`` are
+    given to ``distill`` as unlabelled images."""
     classes = _teacher_classes(teacher, target)
     train_set = target.dataset(train_rows, config.data, train=True, classes=classes)
     evaluation_set = target.dataset(scored_rows, config.data, train=False, classes=classes)
     val_set = None if val_rows is None else target.dataset(val_rows, config.data, train=False, classes=classes)
+    # Labels of the unlabelled pool exist in a benchmark; the trainer drops them unread.
+    unlabelled_set = (
+        None if unlabelled_rows is None else target.dataset(unlabelled_rows, config.data, train=True, classes=classes)
+    )
     per_class = train_rows["label"].value_counts()
 
     load_before = load_average()
@@ -298,6 +319,7 @@ def train_and_evaluate(
         val_set,
         num_classes=len(classes),
         callbacks=[ProgressPrinter(label, every=max(1, config.train.max_steps // 4))],
+        unlabelled_set=unlabelled_set,
     )
     load_after = load_average()
 
@@ -326,6 +348,9 @@ def train_and_evaluate(
     return {
         "labelled_images": len(train_rows) + (0 if val_rows is None else len(val_rows)),
         "trained_on_images": len(train_rows),
+        "unlabelled_images": result.unlabelled_images,
+        "monitoring_images": 0 if val_set is None else len(val_set),
+        "validation_curves": _validation_curves(result.train_results[DISTILL_STAGE].history),
         "guard": guard,
         "labelled_per_class": {"min": int(per_class.min()), "max": int(per_class.max())},
         "student_steps": result.train_results[DISTILL_STAGE].steps,
@@ -344,6 +369,17 @@ def train_and_evaluate(
         "load_average_after": load_after,
         "finished_at": now(),
     }
+
+
+def _validation_curves(history: list[dict[str, float]]) -> dict[str, list[list[float]]]:
+    """``{role: [[step, val accuracy], ...]}`` from a student stage's history (empty without a val split)."""
+    curves: dict[str, list[list[float]]] = {}
+    for entry in history:
+        for name, value in entry.items():
+            if name.startswith("val/") and name.endswith("_acc"):
+                role = name.removeprefix("val/").removesuffix("_acc")
+                curves.setdefault(role, []).append([int(entry["step"]), round(value, 5)])
+    return curves
 
 
 def _teacher_classes(teacher: Teacher, target: Domain) -> list[str]:

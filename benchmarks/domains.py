@@ -151,17 +151,43 @@ def _folder_signature(root: Path) -> str:
     return digest.hexdigest()
 
 
-def labelled_images(domain: Domain, budget: BudgetSpec, seed: int) -> pd.DataFrame:
+MONITOR_SEED = 2000
+"""Seed of the monitoring images' draw: one fixed set for every budget, method and seed."""
+
+
+def monitoring_rows(domain: Domain, images_per_class: int) -> pd.DataFrame:
+    """Target training images held out to draw validation curves: labelled, but never trained on."""
+    if images_per_class < 1:
+        return domain.table.iloc[0:0]
+    return labelled_subset(domain.table, images_per_class, seed=MONITOR_SEED, split="train")
+
+
+def labelled_images(domain: Domain, budget: BudgetSpec, seed: int, *, held_out: pd.DataFrame | None = None) -> pd.DataFrame:
     """The labelled target training images of one budget and seed: stratified, fixed by the seed.
 
     ``budget.fraction`` of each class, and at least ``budget.min_per_class``. Both come from
     the library's ``labelled_subset`` ranking, which is the same for a fraction and a count,
     so their union is simply the first ``max(fraction * n, min_per_class)`` images per class.
+    ``held_out`` rows (the monitoring images) are never picked; removing them leaves the
+    ranking of the others unchanged.
     """
-    by_fraction = labelled_subset(domain.table, budget.fraction, seed, split="train")
-    by_count = labelled_subset(domain.table, budget.min_per_class, seed, split="train")
+    table = _without(domain.table, held_out)
+    by_fraction = labelled_subset(table, budget.fraction, seed, split="train")
+    by_count = labelled_subset(table, budget.min_per_class, seed, split="train")
     union = pd.concat([by_fraction, by_count]).drop_duplicates(subset="path")
     return union.sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def unlabelled_images(domain: Domain, labelled: pd.DataFrame, held_out: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The semi-supervised setting's unlabelled pool: every target training image outside the label
+    budget and the monitoring images (their labels are never read: the trainer drops them)."""
+    return _without(_without(domain.rows("train"), labelled), held_out).reset_index(drop=True)
+
+
+def _without(rows: pd.DataFrame, excluded: pd.DataFrame | None) -> pd.DataFrame:
+    if excluded is None or excluded.empty:
+        return rows
+    return rows[~rows["path"].isin(set(excluded["path"]))]
 
 
 def split_validation(labelled: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --suite quick
     python -m benchmarks.run --suite full --seeds 0 1 2
+    python -m benchmarks.run --suite semi --semi-supervised --jobs 2   # unlabelled target images for every method
     python -m benchmarks.run --suite quick --source DIR --target DIR   # any two image folders
     python -m benchmarks.run --suite quick --jobs 2    # one worker process per task group
 
@@ -41,6 +42,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stem", choices=("imagenet", "no_maxpool", "small_input"), default="no_maxpool")
     parser.add_argument("--flip", action="store_true", help="random horizontal flips for --source/--target")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
+    parser.add_argument(
+        "--semi-supervised", action="store_true",
+        help="the semi-supervised setting: target training images outside the label budget are given to every "
+        "method as unlabelled images (one per labelled image in each batch); results under <suite>-semi",
+    )
     parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite (e.g. mnist-usps or 'mnist->usps')")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder of the shared tarballs")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work", help="unpacked data, tables, teachers, cells")
@@ -94,6 +100,8 @@ def run_workers(arguments: argparse.Namespace, suite: Suite, argv: list[str]) ->
 def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
     """The suite to run and the name its results are written under."""
     suite = SUITES[arguments.suite]
+    if arguments.semi_supervised:
+        suite = suite.semi_supervised()
     name = suite.name
     if arguments.source is not None:
         task = custom_task(

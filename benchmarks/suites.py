@@ -89,6 +89,12 @@ class Schedule:
     test_images_per_class: int | None
     """Target (and source) test images per class evaluated; None = the whole test split."""
     latency_repeats: int = 20
+    monitor_images_per_class: int = 0
+    """Target training images per class held out (from labelled and unlabelled pools alike) to draw each
+    student's validation curve, so a report can show whether it had stopped improving; 0 = no curve.
+    Never used to select anything: the last step is kept."""
+    monitor_points: int = 8
+    """Evaluations on the monitoring images along a student run (evenly spaced, the last at the end)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,10 @@ class Suite:
     threads: int | None = 1
     """torch CPU threads. One by default: on a shared 2-core machine two threads slow down 5-10x
     as soon as any other process runs (measured), one thread keeps the timings comparable."""
+    unlabelled_ratio: float = 0.0
+    """The semi-supervised setting when > 0: the target training images outside the label budget
+    (and outside the monitoring images) are given to every method as unlabelled images, this many
+    per labelled one in each batch (``DataConfig.unlabelled_batch_ratio``). 0 = labelled only."""
 
     def with_tasks(self, tasks: tuple[TaskSpec, ...]) -> Suite:
         return dataclasses.replace(self, tasks=tasks)
@@ -118,6 +128,10 @@ class Suite:
 
     def with_threads(self, threads: int | None) -> Suite:
         return dataclasses.replace(self, threads=threads)
+
+    def semi_supervised(self, ratio: float = 1.0) -> Suite:
+        """The same suite in the semi-supervised setting (results named ``<suite>-semi``)."""
+        return dataclasses.replace(self, name=f"{self.name}-semi", unlabelled_ratio=ratio)
 
     @property
     def all_methods(self) -> tuple[str, ...]:
@@ -132,7 +146,7 @@ class Suite:
         """The settings a recorded cell is keyed by. The guarded variants came after cells had been
         recorded, and a cell's numbers do not depend on them, so they are left out: adding them
         reuses the plain cells."""
-        return {
+        settings = {
             "teacher_arch": self.teacher_arch,
             "student_arch": self.student_arch,
             "methods": list(self.methods),
@@ -140,6 +154,9 @@ class Suite:
             "schedule": dataclasses.asdict(self.schedule),
             "fourds": self.fourds.model_dump(mode="json"),
         }
+        if self.unlabelled_ratio:  # only when on, so labelled-only cells keep their keys
+            settings["unlabelled_ratio"] = self.unlabelled_ratio
+        return settings
 
 
 def _digits(name: str, source: str, target: str) -> TaskSpec:
@@ -224,6 +241,33 @@ SUITES: dict[str, Suite] = {
             latency_repeats=10,
         ),
         guarded_methods=("4ds",),
+    ),
+    "standard": Suite(
+        name="standard",
+        description=(
+            "digits, both label budgets, 3 seeds, 200 student steps of batch 16 with validation curves; "
+            "run with and without --semi-supervised (about 40 and 70 min per task on one CPU core)"
+        ),
+        tasks=DIGIT_TASKS,
+        budgets=LABEL_BUDGETS,
+        seeds=(0, 1, 2),
+        # From a timing run (one thread, 32 px, batch 16 + 16 unlabelled): a step costs about 0.17 s
+        # (scratch), 0.43 s (kd), 0.71 s (4ds); without unlabelled images 0.25 s (kd), 0.42 s (4ds).
+        # The quick suite's teacher (150 steps on 200 source images per class) keeps it in a session.
+        schedule=Schedule(
+            student_steps=200,
+            batch_size=16,
+            finetune_steps=100,
+            teacher_steps=150,
+            teacher_batch_size=32,
+            teacher_optimizer="adamw",
+            teacher_lr=1e-3,
+            teacher_warmup_steps=10,
+            teacher_images_per_class=200,
+            test_images_per_class=100,
+            latency_repeats=10,
+            monitor_images_per_class=20,
+        ),
     ),
     "full": Suite(
         name="full",
@@ -325,11 +369,26 @@ def cell_run_config(suite: Suite, task: TaskSpec, method: str, seed: int, *, pro
         guard=GuardConfig(scratch_baseline=guarded),
         model=ModelConfig(teacher_arch=suite.teacher_arch, student_arch=suite.student_arch, stem=task.stem),
         fourds=suite.fourds,
-        data=data_config(suite, task, batch_size=schedule.batch_size),
-        train=TrainConfig(max_steps=schedule.student_steps, seed=seed, selection="last", progress=progress, device="cpu"),
-        # two_stage fine-tunes the teacher with the reference student optimiser (SGD 0.01, cosine).
+        data=data_config(suite, task, batch_size=schedule.batch_size).model_copy(
+            update={"unlabelled_batch_ratio": suite.unlabelled_ratio}
+        ),
+        train=TrainConfig(
+            max_steps=schedule.student_steps,
+            seed=seed,
+            selection="last",
+            progress=progress,
+            device="cpu",
+            eval_every_steps=max(1, schedule.student_steps // schedule.monitor_points),
+        ),
+        # two_stage fine-tunes the teacher with the reference student optimiser (SGD 0.01, cosine);
+        # monitored once, at its end.
         teacher_train=TrainConfig(
-            max_steps=schedule.finetune_steps, seed=seed, selection="last", progress=progress, device="cpu"
+            max_steps=schedule.finetune_steps,
+            seed=seed,
+            selection="last",
+            progress=progress,
+            device="cpu",
+            eval_every_steps=schedule.finetune_steps,
         ),
     )
 

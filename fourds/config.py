@@ -77,13 +77,30 @@ class FourDsConfig(_Strict):
     spectrum_floor: float = Field(1e-5, gt=0, description="guard for amplitude/phase of near-zero frequencies")
     gate_reduction: int = Field(16, ge=1, description="fusion-activation gate squeeze ratio")
     fusion_weight: float = Field(0.1, ge=0, description="weight of the fusion-activation loss in L_S")
+    fusion_distance: Literal["circular", "angle"] = Field(
+        "circular",
+        description=(
+            "how fusion-activation compares phases: 'circular' = 1 - cos of the angle difference on unit "
+            "phasors (wrap-around aware; gate fed mean cos of the teacher's phases); 'angle' = the "
+            "reference's MSE on raw angles (gate input ~0 by symmetry)"
+        ),
+    )
+    fusion_min_side: int = Field(
+        3,
+        ge=1,
+        description=(
+            "stages whose maps are smaller than this on either side are left out of fusion-activation "
+            "(a 2x2 or 1x1 map has a real spectrum: phases 0 or pi, no gradient); the reference uses every stage (1)"
+        ),
+    )
     kd_temperature: float = Field(4.0, gt=0, description="tau; KD terms are multiplied by tau^2")
     kd_weight: float = Field(1.0, ge=0, description="extra multiplier on tau^2 KL terms (reference: 1)")
     teacher_bn: Literal["adapt", "frozen"] = Field(
         "adapt",
         description=(
-            "'adapt': the frozen teacher's BatchNorm running statistics follow the target "
-            "domain (reference behaviour, an implicit AdaBN); 'frozen': eval-mode BatchNorm."
+            "'adapt': the frozen teacher's BatchNorm normalises with, and collects, statistics of the "
+            "target batches (reference behaviour, an implicit AdaBN); 'frozen': eval-mode BatchNorm with the "
+            "source statistics. Applies to every method that runs the teacher: 4ds, kd and two_stage's KD stage"
         ),
     )
 
@@ -105,6 +122,16 @@ class DataConfig(_Strict):
     )
     budget_seed: int = Field(0, description="seed of the stratified labelled subset")
     batch_size: int = Field(32, ge=1, description="training batch size")
+    unlabelled_batch_ratio: float = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "semi-supervised training: each step also draws round(ratio * batch_size) of the domain's "
+            "unlabelled images for the label-free terms (KD, fusion-activation, teacher BatchNorm statistics); "
+            "0 = ignore unlabelled images. Has no effect when the domain has none"
+        ),
+    )
     eval_batch_size: int = Field(256, ge=1, description="batch size of validation, evaluation and prediction")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = load in the training process)")
 

@@ -74,7 +74,11 @@ def build_method(
         return Supervised(student, group="student")
     if name == "kd":
         return KnowledgeDistillation(
-            teacher, student, temperature=config.fourds.kd_temperature, kd_weight=config.fourds.kd_weight
+            teacher,
+            student,
+            temperature=config.fourds.kd_temperature,
+            kd_weight=config.fourds.kd_weight,
+            teacher_bn=config.fourds.teacher_bn,
         )
     model = config.model
     return FourDs(

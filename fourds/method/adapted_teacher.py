@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from torch import nn
 
 from fourds.method.fourier import FourierAdapter
+from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
 from fourds.models.taps import StageTaps, probe_stage_shapes
-
-BatchNormMode = Literal["adapt", "frozen"]
-_BATCH_NORMS = (nn.modules.batchnorm._BatchNorm,)
 
 
 class AdaptedTeacher(nn.Module):
@@ -43,8 +40,7 @@ class AdaptedTeacher(nn.Module):
         bn_mode: BatchNormMode = "adapt",
     ):
         super().__init__()
-        if bn_mode not in ("adapt", "frozen"):
-            raise ValueError(f"bn_mode must be 'adapt' or 'frozen', got {bn_mode!r}")
+        check_bn_mode(bn_mode)
         self.teacher = copy.deepcopy(teacher).requires_grad_(False)
         self.stage_names = list(stage_names)
         self.bn_mode = bn_mode
@@ -77,11 +73,7 @@ class AdaptedTeacher(nn.Module):
 
     def train(self, mode: bool = True) -> AdaptedTeacher:
         super().train(mode)
-        self.teacher.eval()
-        if mode and self.bn_mode == "adapt":
-            for module in self.teacher.modules():
-                if isinstance(module, _BATCH_NORMS):
-                    module.train()
+        set_frozen_teacher_mode(self.teacher, mode, self.bn_mode)
         return self
 
     @property

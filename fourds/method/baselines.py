@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fourds.method.base import Method, StepOutput
+from fourds.method.base import Method, StepOutput, with_unlabelled
+from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
 from fourds.method.losses import kd_loss
 
 
@@ -29,7 +30,10 @@ class Supervised(Method):
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {self.group: [p for p in self.model.parameters() if p.requires_grad]}
 
-    def training_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
+    def training_step(
+        self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor | None = None
+    ) -> StepOutput:
+        # No label-free term: unlabelled images (never loaded, see uses_unlabelled) would teach nothing.
         logits = self.model(images)
         ce = F.cross_entropy(logits, labels)
         return StepOutput(losses={f"{self.group}/ce": ce}, objectives={self.group: ce}, logits=logits.detach())
@@ -41,38 +45,56 @@ class Supervised(Method):
 class KnowledgeDistillation(Method):
     """Vanilla KD from a frozen teacher: CE(z_S, y) + kd_weight * T^2 KL(p_T || p_S).
 
-    The teacher is frozen (no gradients) and stays in eval mode whatever mode the
-    method is put in, so its BatchNorm statistics never drift.
+    The teacher gets no gradients. ``teacher_bn`` is the same option as 4Ds's: ``"frozen"``
+    keeps the teacher in eval mode with its source BatchNorm statistics, ``"adapt"`` lets
+    its BatchNorm follow the target batches while the method trains (an AdaBN teacher),
+    so 4Ds and KD can be compared with the same teacher behaviour. With unlabelled images
+    the KD term (and the teacher's batch statistics) covers labelled and unlabelled rows,
+    the cross-entropy the labelled rows only.
     """
 
     name: ClassVar[str] = "kd"
+    uses_unlabelled: ClassVar[bool] = True
 
-    def __init__(self, teacher: nn.Module, student: nn.Module, temperature: float = 4.0, kd_weight: float = 1.0):
+    def __init__(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        temperature: float = 4.0,
+        kd_weight: float = 1.0,
+        teacher_bn: BatchNormMode = "frozen",
+    ):
         super().__init__()
+        check_bn_mode(teacher_bn)
         self.teacher = teacher.requires_grad_(False)
         self.student = student
         self.temperature = temperature
         self.kd_weight = kd_weight
-        self.teacher.eval()
+        self.teacher_bn = teacher_bn
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> KnowledgeDistillation:
         super().train(mode)
-        self.teacher.eval()
+        set_frozen_teacher_mode(self.teacher, mode, self.teacher_bn)
         return self
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"student": [p for p in self.student.parameters() if p.requires_grad]}
 
-    def training_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
+    def training_step(
+        self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor | None = None
+    ) -> StepOutput:
+        inputs = with_unlabelled(images, unlabelled)
+        labelled = labels.shape[0]
         with torch.no_grad():
-            teacher_logits = self.teacher(images)
-        student_logits = self.student(images)
-        ce = F.cross_entropy(student_logits, labels)
+            teacher_logits = self.teacher(inputs)
+        student_logits = self.student(inputs)
+        ce = F.cross_entropy(student_logits[:labelled], labels)
         kd = kd_loss(student_logits, teacher_logits, self.temperature)
         return StepOutput(
             losses={"student/ce": ce, "student/kd": kd},
             objectives={"student": ce + self.kd_weight * kd},
-            logits=student_logits.detach(),
+            logits=student_logits[:labelled].detach(),
         )
 
     def evaluated_models(self) -> dict[str, nn.Module]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from fourds.config import FourDsConfig
 from fourds.method.adapted_teacher import AdaptedTeacher, LogitsOnly
-from fourds.method.base import Method, StepOutput
+from fourds.method.base import Method, StepOutput, with_unlabelled
 from fourds.method.fusion import FusionActivation
 from fourds.method.losses import kd_loss
 from fourds.models.taps import StageTaps, probe_stage_shapes
@@ -30,10 +30,14 @@ class FourDs(Method):
       the teacher's logits and phases detached.
 
     Neither objective reaches the other group's parameters, so the trainer may
-    back-propagate them in any order.
+    back-propagate them in any order. Given unlabelled target images, both networks see
+    labelled and unlabelled rows in one pass: the CE terms use the labelled rows, the KD
+    terms, L_FA and the teacher's BatchNorm statistics all rows. L_FA covers the stages
+    whose maps are at least ``fusion_min_side`` wide (``fusion_stages``).
     """
 
     name: ClassVar[str] = "4ds"
+    uses_unlabelled: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -64,12 +68,15 @@ class FourDs(Method):
             bn_mode=config.teacher_bn,
         )
         student_shapes = probe_stage_shapes(student, self.student_stages, input_shape)
-        _warn_if_fusion_is_degenerate(self.adapted_teacher.stage_shapes[-1], student_shapes[-1], input_shape)
+        self.fusion_stages = _fusion_stages(
+            self.adapted_teacher.stage_shapes, student_shapes, config.fusion_min_side, input_shape
+        )
         self.fusion = FusionActivation(
-            self.adapted_teacher.stage_channels,
-            [shape[0] for shape in student_shapes],
+            [self.adapted_teacher.stage_channels[index] for index in self.fusion_stages],
+            [student_shapes[index][0] for index in self.fusion_stages],
             gate_reduction=config.gate_reduction,
             floor=config.spectrum_floor,
+            distance=config.fusion_distance,
         )
         self.fusion.to(next(student.parameters()).device)
 
@@ -79,20 +86,26 @@ class FourDs(Method):
             "student": [p for p in self.student.parameters() if p.requires_grad] + list(self.fusion.parameters()),
         }
 
-    def training_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
+    def training_step(
+        self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor | None = None
+    ) -> StepOutput:
+        """Cross-entropy terms on the labelled rows; KD, fusion and BatchNorm statistics on all rows."""
         tau, kd_weight = self.config.kd_temperature, self.config.kd_weight
+        inputs = with_unlabelled(images, unlabelled)
+        labelled = labels.shape[0]
         with StageTaps(self.student, self.student_stages) as taps:
-            student_logits = self.student(images)
+            student_logits = self.student(inputs)
             student_features = taps.outputs()
-        teacher_logits, teacher_phases = self.adapted_teacher(images)
+        teacher_logits, teacher_phases = self.adapted_teacher(inputs)
 
-        adapters_ce = F.cross_entropy(teacher_logits, labels)
+        adapters_ce = F.cross_entropy(teacher_logits[:labelled], labels)
         adapters_kd = kd_loss(teacher_logits, student_logits.detach(), tau)
 
-        student_ce = F.cross_entropy(student_logits, labels)
+        student_ce = F.cross_entropy(student_logits[:labelled], labels)
         student_kd = kd_loss(student_logits, teacher_logits.detach(), tau)
         fusion = self.fusion(
-            self.fusion.student_phases(student_features), [phase.detach() for phase in teacher_phases]
+            self.fusion.student_phases([student_features[index] for index in self.fusion_stages]),
+            [teacher_phases[index].detach() for index in self.fusion_stages],
         )
 
         extras = {"fusion/gate_mean": self.fusion.gate_mean}
@@ -110,7 +123,7 @@ class FourDs(Method):
                 "adapters": adapters_ce + kd_weight * adapters_kd,
                 "student": student_ce + kd_weight * student_kd + self.config.fusion_weight * fusion,
             },
-            logits=student_logits.detach(),
+            logits=student_logits[:labelled].detach(),
             extras=extras,
         )
 
@@ -118,20 +131,30 @@ class FourDs(Method):
         return {"student": self.student, "adapted_teacher": LogitsOnly(self.adapted_teacher)}
 
 
-def _warn_if_fusion_is_degenerate(
-    teacher_last: torch.Size, student_last: torch.Size, input_shape: Sequence[int]
-) -> None:
-    """Fusion-activation pools phases to the last stage's size; at 1x1 it cannot teach anything.
+def _fusion_stages(
+    teacher_shapes: Sequence[torch.Size],
+    student_shapes: Sequence[torch.Size],
+    min_side: int,
+    input_shape: Sequence[int],
+) -> list[int]:
+    """Indices of the stages whose teacher and student maps are at least ``min_side`` on both sides.
 
-    The phase spectrum of a real map is odd (P(-k) = -P(k)), so its mean over all
-    frequencies is constant: pooled to 1x1, L_FA has no gradient for the student.
+    A map of 2x2 or less has a real spectrum (every bin is its own mirror image), so its
+    phases are 0 or pi and carry no gradient; pooling other stages down to such a size
+    throws their spatial phase structure away too. With no stage left, 4Ds still keeps the
+    last one (the term is then inert) and warns.
     """
-    height = min(teacher_last[-2], student_last[-2])
-    width = min(teacher_last[-1], student_last[-1])
-    if height * width == 1:
-        warnings.warn(
-            f"4Ds fusion-activation is inert at input size {tuple(input_shape)}: the last stage maps are "
-            f"1x1, and phase maps pooled to 1x1 carry no gradient; use larger images or ModelConfig.stem="
-            "'small_input' / 'no_maxpool' so the last stage keeps at least 2x2 (better 4x4 or more)",
-            stacklevel=3,
-        )
+    kept = [
+        index
+        for index, (teacher, student) in enumerate(zip(teacher_shapes, student_shapes))
+        if min(teacher[-2], teacher[-1], student[-2], student[-1]) >= min_side
+    ]
+    if kept:
+        return kept
+    warnings.warn(
+        f"4Ds fusion-activation is inert at input size {tuple(input_shape)}: no stage keeps maps of at least "
+        f"{min_side}x{min_side} (FourDsConfig.fusion_min_side), and phases of smaller maps carry no gradient; "
+        "use larger images or ModelConfig.stem='small_input' / 'no_maxpool'",
+        stacklevel=3,
+    )
+    return [len(teacher_shapes) - 1]

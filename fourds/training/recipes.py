@@ -81,6 +81,9 @@ class DistillResult:
     """The scratch guard's comparison; None when it was off (or the method is student_scratch)."""
     distilled_student: nn.Module | None = None
     """The distilled student when the guard kept the scratch one instead (for evaluation only)."""
+    unlabelled_images: int = 0
+    """Unlabelled target images the student stage drew from (0: none given, ratio 0, or a method without
+    label-free terms)."""
 
     @property
     def student_method(self) -> str:
@@ -137,8 +140,15 @@ def distill(
     num_classes: int,
     callbacks: Sequence[Callback] = (),
     checkpoint_dir: Path | None = None,
+    unlabelled_set: Dataset | None = None,
 ) -> DistillResult:
     """Produce a student for the target domain with ``config.method`` (see the module docstring).
+
+    ``unlabelled_set``: the target domain's unlabelled images (items ``(image, -1)``). The
+    student stage of ``4ds``, ``kd`` and ``two_stage`` draws ``config.data.unlabelled_batch_ratio``
+    times the batch size of them at every step for its label-free terms, the same images
+    at the same step for every method of a seed; cross-entropy stages (teacher fine-tuning,
+    the scratch student) use the labelled images only.
 
     With ``checkpoint_dir``, each stage checkpoints into its own sub-folder and resumes
     from it; the checkpoints are tied to this config and this teacher's weights. In
@@ -187,6 +197,7 @@ def distill(
         checkpoint_dir=checkpoint_dir / DISTILL_STAGE if checkpoint_dir else None,
         description=f"{config.method}: {config.model.teacher_arch} -> {config.model.student_arch}",
         checkpoint_key=_checkpoint_key(config, DISTILL_STAGE, teacher_key),
+        unlabelled_set=unlabelled_set,
     )
     seconds[DISTILL_STAGE] = time.perf_counter() - stage_start
 
@@ -210,6 +221,7 @@ def distill(
         finetuned_teacher=_finished(finetuned) if finetuned is not None else None,
         guard=guard,
         distilled_student=distilled_student,
+        unlabelled_images=results[DISTILL_STAGE].unlabelled_images,
     )
 
 
@@ -281,6 +293,7 @@ def _run_stage(
     checkpoint_dir: Path | None,
     description: str,
     checkpoint_key: str,
+    unlabelled_set: Dataset | None = None,
 ) -> TrainResult:
     trainer = Trainer(
         method,
@@ -292,8 +305,9 @@ def _run_stage(
         checkpoint_dir=checkpoint_dir,
         description=description,
         checkpoint_key=checkpoint_key,
+        unlabelled_batch_size=round(config.data.unlabelled_batch_ratio * config.data.batch_size),
     )
-    return trainer.fit(train_set, val_set)
+    return trainer.fit(train_set, val_set, unlabelled_set=unlabelled_set)
 
 
 def _finished(model: nn.Module) -> nn.Module:

@@ -11,6 +11,7 @@ resume guarantee.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -68,6 +69,8 @@ class TrainResult:
     """Training images processed per second of training time (validation and checkpoints excluded)."""
     best_step: int | None
     """Step of the kept weights under ``selection="best_val"``; None otherwise."""
+    unlabelled_images: int
+    """Size of the unlabelled set the steps drew from; 0 when they drew none."""
     checkpoint_path: Path | None
 
 
@@ -107,6 +110,32 @@ class _Budget:
     batch_size: int
     steps_per_epoch: int
     total_steps: int
+    unlabelled_size: int = 0
+    """Unlabelled images the method draws from; 0 when it draws none."""
+    unlabelled_batch_size: int = 0
+
+
+def unlabelled_batch_indices(seed: int, size: int, batch_size: int, steps: range) -> list[list[int]]:
+    """The unlabelled images of each training step (0-based), a pure function of the seed and the step.
+
+    The unlabelled set is walked in passes of its own, each a fresh seeded shuffle cut into
+    ``size // batch_size`` batches (all images in one batch when fewer than ``batch_size``),
+    independently of the labelled set. So every method trained with the same seed, step
+    count and batch sizes sees exactly the same unlabelled images at every step, and a
+    resumed run continues where it stopped.
+    """
+    if size < 1 or batch_size < 1:
+        raise ValueError(f"unlabelled batches need size >= 1 and batch_size >= 1, got {size} and {batch_size}")
+    per_pass = max(1, size // batch_size)
+    orders: dict[int, list[int]] = {}
+    batches = []
+    for step in steps:
+        pass_index, position = divmod(step, per_pass)
+        if pass_index not in orders:
+            generator = torch.Generator().manual_seed(derived_seed(seed, "unlabelled", pass_index))
+            orders[pass_index] = torch.randperm(size, generator=generator).tolist()
+        batches.append(orders[pass_index][position * batch_size : (position + 1) * batch_size])
+    return batches
 
 
 class Trainer:
@@ -129,9 +158,12 @@ class Trainer:
         description: str = "train",
         eval_batch_size: int | None = None,
         checkpoint_key: str = "",
+        unlabelled_batch_size: int = 0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if unlabelled_batch_size < 0:
+            raise ValueError(f"unlabelled_batch_size must be >= 0, got {unlabelled_batch_size}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.method = method
@@ -143,6 +175,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.description = description
         self.checkpoint_key = checkpoint_key
+        self.unlabelled_batch_size = unlabelled_batch_size
         self.device = select_device(config.device)
 
     @property
@@ -151,8 +184,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
 
-    def fit(self, train_set: Dataset, val_set: Dataset | None = None, *, resume: bool = True) -> TrainResult:
+    def fit(
+        self,
+        train_set: Dataset,
+        val_set: Dataset | None = None,
+        *,
+        unlabelled_set: Dataset | None = None,
+        resume: bool = True,
+    ) -> TrainResult:
         """Train for the configured budget; continue from ``checkpoint_dir/last.pt`` when ``resume``.
+
+        With ``unlabelled_set`` (items ``(image, anything)``; the second element is ignored)
+        and ``unlabelled_batch_size > 0``, each step also draws that many unlabelled images
+        (:func:`unlabelled_batch_indices`) for methods with label-free terms
+        (``Method.uses_unlabelled``); other methods never load them.
 
         The method ends with the selected weights (last step, or best validation accuracy)
         and stays on the training device. Raises :class:`NonFiniteLossError` before any
@@ -160,7 +205,7 @@ class Trainer:
         interrupt is re-raised.
         """
         session_start = time.perf_counter()
-        budget = self._plan_budget(train_set)
+        budget = self._plan_budget(train_set, unlabelled_set)
         if self.config.selection == "best_val" and val_set is None:
             raise ValueError(f"{self.description}: selection='best_val' needs a validation set (val_set is None)")
         if val_set is not None and len(val_set) == 0:
@@ -187,6 +232,8 @@ class Trainer:
                 "steps_per_epoch": budget.steps_per_epoch,
                 "batch_size": budget.batch_size,
                 "train_size": budget.train_size,
+                "unlabelled_size": budget.unlabelled_size,
+                "unlabelled_batch_size": budget.unlabelled_batch_size,
                 "val_size": len(val_set) if val_set is not None else 0,
                 "device": str(self.device),
                 "parameters": {group: sum(p.numel() for p in params) for group, params in optimisation.groups.items()},
@@ -205,6 +252,8 @@ class Trainer:
             while state.step < budget.total_steps:
                 epoch_index, done_in_epoch = divmod(state.step, budget.steps_per_epoch)
                 loader = self._epoch_loader(train_set, budget, epoch_index, skip_batches=done_in_epoch)
+                epoch_steps = range(state.step, min((epoch_index + 1) * budget.steps_per_epoch, budget.total_steps))
+                unlabelled_batches = self._unlabelled_loader(unlabelled_set, budget, epoch_steps)
                 if saved_rng is not None:
                     # After rebuilding the epoch's order: the generators continue exactly
                     # where the interrupted run left them.
@@ -212,8 +261,8 @@ class Trainer:
                     saved_rng = None
                 self.method.train()
                 tick = time.perf_counter()
-                for images, labels in loader:
-                    metrics = self._train_step(images, labels, state, optimisation)
+                for (images, labels), unlabelled in zip(loader, unlabelled_batches):
+                    metrics = self._train_step(images, labels, unlabelled, state, optimisation)
                     state.train_seconds += time.perf_counter() - tick
                     self._notify("on_step_end", state.step, metrics)
                     bar.update(1)
@@ -237,6 +286,7 @@ class Trainer:
             wall_seconds=state.wall_seconds,
             images_per_second=state.images_seen / state.train_seconds if state.train_seconds > 0 else 0.0,
             best_step=state.best_step if self.config.selection == "best_val" else None,
+            unlabelled_images=budget.unlabelled_size,
             checkpoint_path=self.checkpoint_path if self.checkpoint_path and self.checkpoint_path.is_file() else None,
         )
         self._notify("on_train_end", result)
@@ -248,6 +298,7 @@ class Trainer:
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
+        unlabelled: torch.Tensor | None,
         state: _RunState,
         optimisation: _Optimisation,
     ) -> dict[str, float]:
@@ -255,10 +306,17 @@ class Trainer:
         groups, optimizers, schedulers = optimisation.groups, optimisation.optimizers, optimisation.schedulers
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
+        if unlabelled is not None:
+            unlabelled = unlabelled.to(self.device, non_blocking=True)
         for optimizer in optimizers.values():
             optimizer.zero_grad(set_to_none=True)
 
-        out = self.method.training_step(images, labels)
+        # Methods without label-free terms never get unlabelled images, and need not accept them.
+        out = (
+            self.method.training_step(images, labels)
+            if unlabelled is None
+            else self.method.training_step(images, labels, unlabelled)
+        )
         if set(out.objectives) != set(groups):
             raise ValueError(
                 f"method {self.method.name!r}: training_step returned objectives for {sorted(out.objectives)} "
@@ -303,7 +361,7 @@ class Trainer:
         metrics |= {f"train/{name}": float(value) for name, value in out.extras.items()}
         correct = int((out.logits.detach().argmax(dim=1) == labels).sum())
         state.step = step
-        state.images_seen += labels.shape[0]
+        state.images_seen += labels.shape[0] + (unlabelled.shape[0] if unlabelled is not None else 0)
         state.epoch_correct += correct
         state.epoch_seen += labels.shape[0]
         state.epoch_steps += 1
@@ -396,11 +454,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
 
-    def _plan_budget(self, train_set: Dataset) -> _Budget:
+    def _plan_budget(self, train_set: Dataset, unlabelled_set: Dataset | None = None) -> _Budget:
         """Steps per epoch: every batch, except that a last batch of one image is dropped.
 
         BatchNorm cannot normalise a batch of one in train mode (torch raises), and which
-        image is left out changes every epoch with the shuffle.
+        image is left out changes every epoch with the shuffle. An epoch is a pass over the
+        labelled images; the unlabelled ones are drawn alongside, in passes of their own.
         """
         size = len(train_set)
         if size < 2:
@@ -412,7 +471,18 @@ class Trainer:
             )
         steps_per_epoch = len(self._epoch_batches(size, epoch=0))
         total_steps = self.config.max_steps or self.config.epochs * steps_per_epoch
-        return _Budget(size, self.batch_size, steps_per_epoch, total_steps)
+        draws_unlabelled = (
+            unlabelled_set is not None and self.unlabelled_batch_size > 0 and self.method.uses_unlabelled
+        )
+        unlabelled_size = len(unlabelled_set) if draws_unlabelled else 0
+        return _Budget(
+            size,
+            self.batch_size,
+            steps_per_epoch,
+            total_steps,
+            unlabelled_size=unlabelled_size,
+            unlabelled_batch_size=self.unlabelled_batch_size if unlabelled_size else 0,
+        )
 
     def _epoch_batches(self, size: int, epoch: int) -> list[list[int]]:
         """The epoch's shuffled batches of indices, a pure function of (seed, epoch)."""
@@ -434,6 +504,22 @@ class Trainer:
             # Own generator: building a loader must not draw from the global RNG.
             generator=torch.Generator().manual_seed(derived_seed(self.config.seed, "workers", epoch)),
         )
+
+    def _unlabelled_loader(self, unlabelled_set: Dataset | None, budget: _Budget, steps: range):
+        """The unlabelled image batches of ``steps``, or None for each step when the method draws none."""
+        if not budget.unlabelled_size:
+            return itertools.repeat(None, len(steps))
+        loader = DataLoader(
+            unlabelled_set,
+            batch_sampler=unlabelled_batch_indices(
+                self.config.seed, budget.unlabelled_size, budget.unlabelled_batch_size, steps
+            ),
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_seed_worker_numpy,
+            generator=torch.Generator().manual_seed(derived_seed(self.config.seed, "unlabelled-workers", steps.start)),
+        )
+        return (images for images, _ in loader)
 
     def _build_optimisation(self, budget: _Budget) -> _Optimisation:
         groups = self._parameter_groups()
@@ -479,6 +565,8 @@ class Trainer:
             "method_name": self.method.name,
             "batch_size": budget.batch_size,
             "train_size": budget.train_size,
+            "unlabelled_size": budget.unlabelled_size,
+            "unlabelled_batch_size": budget.unlabelled_batch_size,
             "checkpoint_key": self.checkpoint_key,
         }
 

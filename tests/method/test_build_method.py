@@ -31,6 +31,7 @@ def test_4ds_uses_default_stages_and_the_configured_image_size(config, teacher):
     assert method.student_stages == ["layer1", "layer2", "layer3", "layer4"]
     assert [tuple(s) for s in method.adapted_teacher.stage_shapes][-1] == (512, 2, 2)
     assert method.adapted_teacher.bn_mode == config.fourds.teacher_bn
+    assert method.fusion_stages == [0, 1, 2]  # layer4 is 2x2: its phases are 0 or pi
     assert method.evaluated_models()["student"](torch.randn(1, 3, 32, 32)).shape == (1, 5)  # class count of the teacher
 
 
@@ -39,8 +40,10 @@ def test_configured_stage_names_override_the_defaults(config, teacher):
     custom = config.model_copy(update={"model": config.model.model_copy(update={"student_stages": stages})})
     method = build_method("4ds", custom, teacher=build_classifier("resnet18", 5, stem="no_maxpool"))
     assert method.student_stages == stages
-    student_maps = [torch.zeros(1, channels, 4, 4) for channels in (64, 64, 128, 256)]
-    assert [phase.shape[1] for phase in method.fusion.student_phases(student_maps)] == [64, 128, 256, 512]
+    # The last pair (teacher layer4, student layer3) is 2x2 at 32 px: left out of fusion-activation.
+    assert method.fusion_stages == [0, 1, 2]
+    student_maps = [torch.zeros(1, channels, 4, 4) for channels in (64, 64, 128)]
+    assert [phase.shape[1] for phase in method.fusion.student_phases(student_maps)] == [64, 128, 256]
 
 
 def test_baselines_are_built_with_the_configured_temperature(config, teacher):

@@ -101,12 +101,13 @@ def test_train_mode_keeps_the_frozen_teacher_as_declared(method):
     assert not any(m.training for m in method.modules())
 
 
-def test_construction_leaves_batchnorm_statistics_alone_and_warns_about_1x1_stages():
+def test_construction_leaves_batchnorm_statistics_alone_and_warns_when_no_stage_is_wide_enough():
     torch.manual_seed(0)
     teacher, student = build_classifier("resnet18", 3), build_classifier("resnet18", 3)
     before = teacher.bn1.running_mean.clone(), student.bn1.running_mean.clone()
     with pytest.warns(UserWarning, match="fusion-activation is inert"):
-        _four_ds(teacher, student, "resnet18", 32)  # layer4 maps are 1x1 at 32 px
+        method = _four_ds(teacher, student, "resnet18", 8)  # stage maps 2, 1, 1, 1 px at 8 px
+    assert method.fusion_stages == [3]
     assert torch.equal(teacher.bn1.running_mean, before[0]) and torch.equal(student.bn1.running_mean, before[1])
 
 
