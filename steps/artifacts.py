@@ -31,6 +31,8 @@ class IngestedDomain(BaseModel):
     table_path: str
     classes: list[str]
     num_images: int
+    unlabelled_images: int = 0
+    """How many of ``num_images`` have no label (split ``unlabelled``)."""
     domain_md5: str
     """DVC md5 of the domain's folder: exactly the data this run used."""
     data_md5: str
@@ -81,6 +83,9 @@ class TrainedModels(BaseModel):
     guard: str = "off"
     """The scratch guard's one-line outcome (``fourds.training.guard.GuardReport.summary``), or ``off``."""
     images_per_second: float | None = None
+    unlabelled_images_used: int = 0
+    """Unlabelled images the student's training drew from (0: none in the domain, ``data.unlabelled_batch_ratio``
+    0, or a method without label-free terms)."""
     final_metrics: dict[str, float] = Field(default_factory=dict)
     extra_test_metrics: dict[str, float] = Field(default_factory=dict)
     """Test metrics of networks that exist only inside the training step (the 4Ds adapted teacher)."""

@@ -3,7 +3,8 @@
 Images are opened lazily, one per ``__getitem__``, and converted to RGB so that
 grayscale domains (digits) feed the same 3-channel networks as colour ones.
 Label indices are positions in the TEACHER's class list, so teacher and student logits
-mean the same classes whatever the domain's own folder order.
+mean the same classes whatever the domain's own folder order. Unlabelled images get the
+label index :data:`UNLABELLED_TARGET` (-1: no class).
 """
 
 from __future__ import annotations
@@ -18,9 +19,34 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from fourds.config import DataConfig
+from fourds.data.sources import UNLABELLED_SPLIT
+from fourds.data.table import unlabelled_rows
+
+UNLABELLED_TARGET = -1
+"""The label index of an unlabelled image."""
+
+Transform = Callable[[Image.Image], torch.Tensor]
 
 
-class ImageTableDataset(Dataset):
+class _TableImages(Dataset):
+    """The images of a table's ``path`` column (relative to ``images_dir``), opened lazily as RGB."""
+
+    def __init__(self, images_dir: str | Path, table: pd.DataFrame, transform: Transform | None) -> None:
+        self.images_dir = Path(images_dir)
+        self.transform = transform
+        self.paths: list[str] = table["path"].astype(str).tolist()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load_image(self, index: int) -> torch.Tensor | Image.Image:
+        path = self.images_dir / self.paths[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return self.transform(image) if self.transform else image
+
+
+class ImageTableDataset(_TableImages):
     """``(image tensor, label index)`` for each row of an image table (paths relative to ``images_dir``)."""
 
     def __init__(
@@ -28,16 +54,11 @@ class ImageTableDataset(Dataset):
         images_dir: str | Path,
         table: pd.DataFrame,
         classes: list[str],
-        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        transform: Transform | None = None,
     ) -> None:
-        self.images_dir = Path(images_dir)
+        _require_columns(table, ("path", "label"))
+        super().__init__(images_dir, table, transform)
         self.classes = list(classes)
-        self.transform = transform
-        for column in ("path", "label"):
-            if column not in table.columns:
-                raise ValueError(
-                    f"image table has no {column!r} column (columns: {', '.join(map(str, table.columns))})"
-                )
         index_of = {name: position for position, name in enumerate(self.classes)}
         labels = table["label"].astype(str)
         unknown = sorted(set(labels) - set(index_of))
@@ -47,17 +68,51 @@ class ImageTableDataset(Dataset):
                 f"label(s) {', '.join(map(repr, unknown))} not in the teacher's class list {self.classes} "
                 f"(e.g. {first_path} in {self.images_dir})"
             )
-        self.paths: list[str] = table["path"].astype(str).tolist()
         self.targets: list[int] = [index_of[label] for label in labels]
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.load_image(index), self.targets[index]
+
+
+class UnlabelledImageDataset(_TableImages):
+    """``(image tensor, UNLABELLED_TARGET)`` for each unlabelled row of an image table.
+
+    For the label-free training terms; labelled rows are refused, so that a labelled
+    image is never silently trained on as unlabelled (or the reverse).
+    """
+
+    def __init__(self, images_dir: str | Path, table: pd.DataFrame, transform: Transform | None = None) -> None:
+        _require_columns(table, ("path", "split"))
+        labelled = table[table["split"] != UNLABELLED_SPLIT]
+        if len(labelled):
+            raise ValueError(
+                f"{len(labelled)} row(s) of split {labelled['split'].iloc[0]!r} given as unlabelled images "
+                f"(e.g. {labelled['path'].iloc[0]} in {images_dir}); only split {UNLABELLED_SPLIT!r} rows are"
+            )
+        super().__init__(images_dir, table, transform)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path = self.images_dir / self.paths[index]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-        return (self.transform(image) if self.transform else image), self.targets[index]
+        return self.load_image(index), UNLABELLED_TARGET
+
+
+def unlabelled_dataset(
+    images_dir: str | Path, table: pd.DataFrame, config: DataConfig
+) -> UnlabelledImageDataset | None:
+    """The table's unlabelled images for semi-supervised training, with the TRAINING transform.
+
+    None when the table has none or ``config.unlabelled_batch_ratio`` is 0: training
+    then uses the labelled images only.
+    """
+    rows = unlabelled_rows(table)
+    if rows.empty or config.unlabelled_batch_ratio == 0:
+        return None
+    return UnlabelledImageDataset(images_dir, rows, build_transforms(config, train=True))
+
+
+def _require_columns(table: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    for column in columns:
+        if column not in table.columns:
+            raise ValueError(f"image table has no {column!r} column (columns: {', '.join(map(str, table.columns))})")
 
 
 def build_transforms(config: DataConfig, train: bool) -> T.Compose:

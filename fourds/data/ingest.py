@@ -3,7 +3,9 @@
 ``ingest_domain`` reads an image folder, a CSV manifest or an archive of either (local
 or http(s), optionally sha256-checked), writes ``data/domains/<name>/`` (images, the
 per-image table ``images.csv`` and ``classes.json``), runs ``dvc add data`` and returns
-the md5s and git revision that identify exactly what was ingested.
+the md5s and git revision that identify exactly what was ingested. Unlabelled images
+(an ``unlabelled/`` folder, manifest rows without a label) are copied, tabulated and
+versioned like the rest, under ``images/unlabelled/``.
 
 A domain is rebuilt in a staging folder beside it and swapped in only when complete,
 so a failed ingest leaves the previous version of the domain untouched.
@@ -19,7 +21,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fourds.data.sources import DataSourceError, SourceListing, fetch_source, is_url, list_source
+from fourds.data.sources import (
+    SPLITS,
+    UNLABELLED_SPLIT,
+    DataSourceError,
+    SourceListing,
+    fetch_source,
+    is_url,
+    list_source,
+)
 from fourds.data.table import check_split_fractions, table_rows, write_image_table
 from fourds.data.versioning import STAGING_PREFIX, DataVersionError, data_version, track_data_folder
 from fourds.workspace import Workspace
@@ -53,6 +63,12 @@ class IngestResult:
     data_dvc_dirty: bool | None = None
     """True when ``data.dvc`` is not committed as it is now; None outside git."""
     split_counts: dict[str, int] | None = None
+    """Images per split: train, val, test and unlabelled."""
+
+    @property
+    def unlabelled_images(self) -> int:
+        """How many of ``num_images`` have no label (split ``unlabelled``)."""
+        return (self.split_counts or {}).get(UNLABELLED_SPLIT, 0)
 
 
 def ingest_domain(
@@ -125,7 +141,7 @@ def _write_domain(
     images_dir.mkdir(parents=True)
     for label in listing.classes:  # empty class folders are kept, so validation can see them
         (images_dir / label).mkdir(exist_ok=True)
-    split_counts = {"train": 0, "val": 0, "test": 0}
+    split_counts = dict.fromkeys((*SPLITS, UNLABELLED_SPLIT), 0)
 
     def counted(rows):
         for row in rows:

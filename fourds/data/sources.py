@@ -4,6 +4,10 @@ Every source is turned into the same thing, a :class:`SourceListing`: the class 
 found and one :class:`SourceImage` per image (where to read it, where it lands under
 ``images/``, its label and, for manifests that carry one, a given split). Reading the
 images themselves is left to the table builder, one image at a time.
+
+A domain may also hold unlabelled images: an ``unlabelled/`` folder beside the class
+folders, or manifest rows with an empty label. They land in ``images/unlabelled/`` with
+label ``""`` and split :data:`UNLABELLED_SPLIT`, whatever their content hash.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 ARCHIVE_SUFFIXES = frozenset({".gz", ".tgz", ".tar", ".zip", ".bz2", ".xz"})
 SPLITS = ("train", "val", "test")
+"""The labelled splits; only these are ever trained on with labels, validated on or tested on."""
+UNLABELLED_SPLIT = "unlabelled"
+"""The split of every image without a label: never train/val/test, so never evaluated on."""
+UNLABELLED_FOLDER = "unlabelled"
+"""The folder of unlabelled images, beside the class folders of a source and under ``images/``; not a class."""
 MANIFEST_COLUMNS = ("path", "label")
 URL_TIMEOUT_SECONDS = 60
 _DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -96,7 +105,10 @@ def list_source(path: Path, unpack_dir: Path, *, source: str | Path | None = Non
 
 
 def scan_image_folder(root: Path, *, shown: str | Path | None = None) -> SourceListing:
-    """List ``root/<class>/<image>``: every visible sub-folder is a class, empty ones included."""
+    """List ``root/<class>/<image>``: every visible sub-folder is a class, empty ones included.
+
+    The sub-folder ``unlabelled/`` (:data:`UNLABELLED_FOLDER`) is not a class: its images are unlabelled.
+    """
     shown = shown if shown is not None else root
     classes: list[str] = []
     images: list[SourceImage] = []
@@ -111,19 +123,24 @@ def scan_image_folder(root: Path, *, shown: str | Path | None = None) -> SourceL
             continue
         if not entry.is_dir():
             continue
-        classes.append(entry.name)
+        unlabelled = entry.name == UNLABELLED_FOLDER
+        if not unlabelled:
+            classes.append(entry.name)
         for file in sorted(entry.iterdir()):
             if file.name.startswith("."):
                 continue
             if file.is_dir():
                 raise DataSourceError(
-                    f"{shown}: sub-folder {entry.name}/{file.name}/ inside a class folder; an image folder is "
-                    "<class>/<image> (point the source at the folder whose sub-folders are the classes)"
+                    f"{shown}: sub-folder {entry.name}/{file.name}/; an image folder is <class>/<image>, plus "
+                    f"{UNLABELLED_FOLDER}/<image> for images without a label (point the source at the folder whose "
+                    "sub-folders are the classes)"
                 )
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(SourceImage(file, f"{entry.name}/{file.name}", entry.name))
-            else:
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped += 1
+            elif unlabelled:
+                images.append(unlabelled_image(file, file.name))
+            else:
+                images.append(SourceImage(file, f"{entry.name}/{file.name}", entry.name))
     if top_level_images:
         raise DataSourceError(
             f"{shown}: {len(top_level_images)} image(s) outside any class folder, e.g. {top_level_images[0]}; "
@@ -131,6 +148,7 @@ def scan_image_folder(root: Path, *, shown: str | Path | None = None) -> SourceL
         )
     if not images:
         raise DataSourceError(f"{shown}: no images found (expected <class>/<image> with suffixes {_suffix_list()})")
+    _require_labelled_images(images, shown)
     if skipped:
         logger.info("%s: skipped %d non-image file(s)", shown, skipped)
     return SourceListing(classes=classes, images=images)
@@ -140,7 +158,8 @@ def read_manifest(path: Path, *, shown: str | Path | None = None) -> SourceListi
     """Read a ``path,label[,split]`` CSV; relative paths are relative to the manifest's folder.
 
     Each image lands as ``images/<label>/<file name>``, so a manifest of an image folder
-    gives exactly the same domain as the folder itself.
+    gives exactly the same domain as the folder itself. A row with an empty label is an
+    unlabelled image (``images/unlabelled/<file name>``, split ``unlabelled``).
     """
     shown = shown if shown is not None else path
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -162,35 +181,64 @@ def read_manifest(path: Path, *, shown: str | Path | None = None) -> SourceListi
             where = f"{shown}, line {row_number}"
             if not file_text:
                 raise DataSourceError(f"{where}: empty path")
-            check_label(label, where=where)
-            if split is not None and split not in SPLITS:
-                raise DataSourceError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+            if label:
+                check_label(label, where=where)
+                if split is not None and split not in SPLITS:
+                    raise DataSourceError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+            elif split not in (None, UNLABELLED_SPLIT):
+                raise DataSourceError(
+                    f"{where}: split {split!r} given to an unlabelled image (empty label); unlabelled images "
+                    f"are never in {', '.join(SPLITS)} (leave the split empty)"
+                )
             file = Path(file_text)
             file = file if file.is_absolute() else path.parent / file
             if not file.is_file():
                 missing_files.append(f"line {row_number}: {file_text}")
                 continue
-            relative_path = f"{label}/{file.name}"
-            if relative_path in destinations:
+            if label:
+                image = SourceImage(file.resolve(), f"{label}/{file.name}", label, split)
+            else:
+                image = unlabelled_image(file.resolve(), file.name)
+            if image.relative_path in destinations:
                 raise DataSourceError(
-                    f"{where}: {file_text} lands on images/{relative_path}, like line {destinations[relative_path]}; "
-                    "file names must be unique within a label"
+                    f"{where}: {file_text} lands on images/{image.relative_path}, like line "
+                    f"{destinations[image.relative_path]}; file names must be unique within a label "
+                    "(and among unlabelled images)"
                 )
-            destinations[relative_path] = row_number
-            images.append(SourceImage(file.resolve(), relative_path, label, split))
+            destinations[image.relative_path] = row_number
+            images.append(image)
     if missing_files:
         examples = "; ".join(missing_files[:5])
         raise DataSourceError(f"{shown}: {len(missing_files)} listed file(s) not found, e.g. {examples}")
     if not images:
         raise DataSourceError(f"{shown}: the manifest lists no images")
+    _require_labelled_images(images, shown)
     images.sort(key=lambda image: image.relative_path)
-    return SourceListing(classes=sorted({image.label for image in images}), images=images)
+    return SourceListing(classes=sorted({image.label for image in images if image.label}), images=images)
+
+
+def unlabelled_image(file: Path, name: str) -> SourceImage:
+    """An image without a label, read from ``file``: lands as ``images/unlabelled/<name>``, in the unlabelled split."""
+    return SourceImage(file, f"{UNLABELLED_FOLDER}/{name}", "", UNLABELLED_SPLIT)
 
 
 def check_label(label: str, *, where: str) -> None:
-    """A label becomes a folder name: refuse what cannot be one."""
+    """A label becomes a folder name: refuse what cannot be one, and the unlabelled images' folder."""
     if not label or label in (".", "..") or label.startswith(".") or re.search(r"[/\\\x00]", label):
         raise DataSourceError(f"{where}: label {label!r} cannot be a class folder name")
+    if label == UNLABELLED_FOLDER:
+        raise DataSourceError(
+            f"{where}: label {label!r} is reserved for images without a label (leave the label empty instead)"
+        )
+
+
+def _require_labelled_images(images: list[SourceImage], shown: str | Path) -> None:
+    """Unlabelled images only add to a domain: without a labelled image nothing can be trained or tested."""
+    if all(image.split == UNLABELLED_SPLIT for image in images):
+        raise DataSourceError(
+            f"{shown}: only unlabelled images ({len(images)}); a domain needs labelled images too "
+            "(<class>/<image> folders, or manifest rows with a label)"
+        )
 
 
 def file_sha256(path: Path) -> str:

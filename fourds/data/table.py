@@ -2,6 +2,7 @@
 
 One row per image: ``path`` (relative to ``images/``), ``label``, ``split``, ``width``,
 ``height``, ``mode``, ``bytes``, ``sha256`` (of the file's bytes) and ``decodable``.
+Unlabelled images have label ``""`` and split ``unlabelled`` (:data:`UNLABELLED_SPLIT`).
 The table is built while streaming over the images, one file in memory at a time, by
 the same code for an ingest (:mod:`fourds.data.ingest`) and for a plain folder read in
 place (:func:`image_folder_table`).
@@ -20,7 +21,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from fourds.data.sources import SPLITS, SourceImage, scan_image_folder
+from fourds.data.sources import SPLITS, UNLABELLED_SPLIT, SourceImage, scan_image_folder
 
 TABLE_COLUMNS = ("path", "label", "split", "width", "height", "mode", "bytes", "sha256", "decodable")
 _COLUMN_TYPES = {
@@ -165,8 +166,15 @@ def image_folder_table(
     return table, listing.classes
 
 
+def unlabelled_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The table's unlabelled images (split ``unlabelled``), for label-free training terms only."""
+    return table[table["split"] == UNLABELLED_SPLIT].reset_index(drop=True)
+
+
 def labelled_subset(table: pd.DataFrame, budget: float | int | None, seed: int, split: str = "train") -> pd.DataFrame:
     """The labelled images a run may train on: a stratified, seeded subset of one split.
+
+    Unlabelled images are never picked: ``split`` must be one of train/val/test.
 
     ``budget``: None = all; a float in (0, 1] = that fraction of every class (rounded,
     at least 2 per class when the class has 2); an int >= 1 = that many per class (all of

@@ -5,7 +5,13 @@ are validated, each check a real GX expectation so that it appears in the report
 
 * ``images``: the per-image table itself, plus whether each file exists on disk;
 * ``class_counts``: one row per class (empty class folders included) with its image count;
-* ``content_splits``: one row per distinct content hash with the number of splits it is in.
+* ``content_splits``: one row per distinct content hash with the number of labelled splits
+  it is in, and whether it is both a test image and an unlabelled one.
+
+Unlabelled images (split ``unlabelled``) must exist, decode and meet the mode and size
+bounds like any image; having no label, they are left out of the label check and the
+class counts. They may repeat labelled training images, but never a test image: they
+are trained on, and the test split must stay unseen.
 
 The JSON result and GX data docs (HTML) are written to ``report_dir``. A failed suite
 is a :class:`DataValidationError` naming each failing expectation with example files.
@@ -24,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from fourds.config import ValidationConfig
-from fourds.data.sources import SPLITS
+from fourds.data.sources import SPLITS, UNLABELLED_SPLIT
 from fourds.data.table import TABLE_COLUMNS, ImageTableError, read_image_table
 
 RESULTS_FILE = "validation.json"
@@ -178,6 +184,8 @@ def _build_checks(
     images = table.loc[:, list(TABLE_COLUMNS)].copy()
     images["file_exists"] = [(images_dir / path).is_file() for path in images["path"]]
     decodable_only = {"row_condition": "decodable==True", "condition_parser": "pandas"}
+    labelled_only = {"row_condition": f'split!="{UNLABELLED_SPLIT}"', "condition_parser": "pandas"}
+    labelled = images[images["split"] != UNLABELLED_SPLIT]
     image_expectations = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, description="the domain has at least one image"),
         gxe.ExpectColumnValuesToBeInSet(
@@ -187,7 +195,10 @@ def _build_checks(
             column="decodable", value_set=[True], description="every file decodes as an image"
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="label", value_set=list(classes), description="every label is in the teacher's class list"
+            column="label",
+            value_set=list(classes),
+            description="every label is in the teacher's class list (unlabelled images excepted)",
+            **labelled_only,
         ),
         gxe.ExpectColumnValuesToBeInSet(
             column="mode",
@@ -210,12 +221,14 @@ def _build_checks(
             **decodable_only,
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="split", value_set=list(SPLITS), description=f"split is one of {', '.join(SPLITS)}"
+            column="split",
+            value_set=[*SPLITS, UNLABELLED_SPLIT],
+            description=f"split is one of {', '.join((*SPLITS, UNLABELLED_SPLIT))}",
         ),
         gxe.ExpectColumnValuesToBeUnique(column="path", description="each file is listed once"),
     ]
 
-    counts = images["label"].value_counts()
+    counts = labelled["label"].value_counts()
     labels = sorted(set(domain_classes or []) | set(counts.index))
     class_counts = pd.DataFrame({"label": labels, "images": [int(counts.get(label, 0)) for label in labels]})
     largest = int(class_counts["images"].max()) if len(class_counts) else 0
@@ -237,16 +250,28 @@ def _build_checks(
         ),
     ]
 
-    by_content = images.groupby("sha256", sort=True).agg(
-        split_count=("split", "nunique"), paths=("path", lambda paths: " | ".join(sorted(paths)[:MAX_EXAMPLES]))
+    # split_count counts labelled splits only (nunique skips the blanked unlabelled rows).
+    by_content = images.assign(labelled_split=images["split"].where(images["split"] != UNLABELLED_SPLIT))
+    content_splits = (
+        by_content.groupby("sha256", sort=True)
+        .agg(
+            split_count=("labelled_split", "nunique"),
+            unlabelled_copy_of_test=("split", lambda splits: {UNLABELLED_SPLIT, "test"} <= set(splits)),
+            paths=("path", lambda paths: " | ".join(sorted(paths)[:MAX_EXAMPLES])),
+        )
+        .reset_index()
     )
-    content_splits = by_content.reset_index()
     content_expectations = [
         gxe.ExpectColumnValuesToBeBetween(
             column="split_count",
             max_value=1,
             description="no identical image content in two splits (train/val/test leakage)",
-        )
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="unlabelled_copy_of_test",
+            value_set=[False],
+            description="no unlabelled image has the content of a test image (test leakage into training)",
+        ),
     ]
     return [
         _TableCheck("images", images, image_expectations, "path"),

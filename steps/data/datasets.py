@@ -1,4 +1,4 @@
-"""The train/val/test datasets of an ingested domain, as every training and evaluation step builds them."""
+"""The datasets of an ingested domain, as every training and evaluation step builds them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from fourds.config import RunConfig
-from fourds.data.datasets import ImageTableDataset, build_transforms
+from fourds.data.datasets import ImageTableDataset, build_transforms, unlabelled_dataset
 from fourds.data.table import labelled_subset, read_image_table
 from steps.artifacts import IngestedDomain
 
@@ -19,6 +19,9 @@ class DomainSplits:
     """The labelled training images (the configured label budget of the train split)."""
     val: Dataset
     test: Dataset
+    unlabelled: Dataset | None = None
+    """The domain's unlabelled images, items ``(image, -1)``, for label-free training terms only;
+    None when the domain has none or ``data.unlabelled_batch_ratio`` is 0."""
 
 
 def domain_splits(ingested: IngestedDomain, config: RunConfig, classes: list[str]) -> DomainSplits:
@@ -32,6 +35,7 @@ def domain_splits(ingested: IngestedDomain, config: RunConfig, classes: list[str
         train=ImageTableDataset(images_dir, labelled, classes, train_transform),
         val=ImageTableDataset(images_dir, _split(table, "val"), classes, eval_transform),
         test=ImageTableDataset(images_dir, _split(table, "test"), classes, eval_transform),
+        unlabelled=unlabelled_dataset(images_dir, table, config.data),
     )
 
 

@@ -33,6 +33,7 @@ def ingest_data(
         table_path=str(result.table_path),
         classes=list(result.classes),
         num_images=result.num_images,
+        unlabelled_images=result.unlabelled_images,
         domain_md5=result.domain_md5,
         data_md5=result.data_md5,
         git_revision=result.git_revision,

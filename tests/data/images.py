@@ -29,6 +29,13 @@ def make_image_folder(root: Path, classes: dict[str, int], *, first_seed: int = 
     return root
 
 
+def add_unlabelled(root: Path, count: int, *, first_seed: int = 1000, size: int = 12) -> Path:
+    """``root/unlabelled/u<nn>.png``: images without a label beside the class folders."""
+    for index in range(count):
+        write_png(root / "unlabelled" / f"u{index:02d}.png", first_seed + index, size)
+    return root
+
+
 def tar_gz_of(folder: Path, archive: Path, *, wrapper: str | None = None) -> Path:
     """``folder``'s content in a .tar.gz, under a wrapper directory when given (as real archives do)."""
     with tarfile.open(archive, "w:gz") as handle:

@@ -4,10 +4,16 @@ import pytest
 import torch
 
 from fourds.config import DataConfig
-from fourds.data.datasets import ImageTableDataset, build_transforms
-from fourds.data.table import image_folder_table
+from fourds.data.datasets import (
+    UNLABELLED_TARGET,
+    ImageTableDataset,
+    UnlabelledImageDataset,
+    build_transforms,
+    unlabelled_dataset,
+)
+from fourds.data.table import image_folder_table, read_image_table, split_for
 
-from .images import make_image_folder, write_png
+from .images import add_unlabelled, make_image_folder, write_png
 
 DIGITS = DataConfig(image_size=16, resize_size=None, horizontal_flip=False, mean=(0.5,) * 3, std=(0.5,) * 3)
 
@@ -85,3 +91,70 @@ def test_flip_and_crop_follow_the_config():
 def test_resize_smaller_than_the_crop_is_refused():
     with pytest.raises(ValueError, match=r"data\.resize_size \(16\) must be >= data\.image_size \(32\)"):
         build_transforms(DataConfig(image_size=32, resize_size=16), train=True)
+
+
+def test_unlabelled_dataset_yields_training_transformed_images_with_label_minus_one(tmp_path):
+    folder = add_unlabelled(make_image_folder(tmp_path / "d", {"a": 2}), 3, size=16)
+    table, _ = image_folder_table(folder, progress=False)
+
+    dataset = unlabelled_dataset(folder, table, DIGITS)
+
+    assert isinstance(dataset, UnlabelledImageDataset) and len(dataset) == 3
+    assert dataset.paths == ["unlabelled/u00.png", "unlabelled/u01.png", "unlabelled/u02.png"]
+    image, label = dataset[1]
+    assert label == UNLABELLED_TARGET == -1 and image.shape == (3, 16, 16)
+    trained_with = [type(step).__name__ for step in build_transforms(DIGITS, train=True).transforms]
+    assert [type(step).__name__ for step in dataset.transform.transforms] == trained_with
+
+
+def test_no_unlabelled_dataset_without_unlabelled_images_or_with_ratio_zero(tmp_path):
+    folder = make_image_folder(tmp_path / "d", {"a": 2})
+    table, _ = image_folder_table(folder, progress=False)
+    assert unlabelled_dataset(folder, table, DIGITS) is None
+
+    add_unlabelled(folder, 2)
+    table, _ = image_folder_table(folder, progress=False)
+    ignored = DIGITS.model_copy(update={"unlabelled_batch_ratio": 0.0})
+    assert unlabelled_dataset(folder, table, ignored) is None
+
+
+def test_labelled_and_unlabelled_rows_never_mix(tmp_path):
+    folder = add_unlabelled(make_image_folder(tmp_path / "d", {"a": 2}), 2)
+    table, _ = image_folder_table(folder, progress=False)
+    with pytest.raises(ValueError, match=r"2 row\(s\) of split '\w+' given as unlabelled images \(e\.g\. a/00\.png"):
+        UnlabelledImageDataset(folder, table)
+    with pytest.raises(ValueError, match=r"label\(s\) '' not in the teacher's class list \['a'\] \(e\.g\. unlabelled/"):
+        ImageTableDataset(folder, table, ["a"])
+
+
+def test_domain_splits_keep_unlabelled_images_out_of_train_val_and_test(image_folder, workspace):
+    from fourds.config import RunConfig
+    from fourds.data.ingest import ingest_domain
+    from steps.artifacts import IngestedDomain
+    from steps.data.datasets import domain_splits
+
+    add_unlabelled(image_folder, 30)  # enough that some hash into every train/val/test bucket
+    result = ingest_domain(image_folder, "pets", workspace, progress=False)
+    ingested = IngestedDomain(
+        name=result.name, domain_dir=str(result.domain_dir), images_dir=str(result.images_dir),
+        table_path=str(result.table_path), classes=result.classes, num_images=result.num_images,
+        unlabelled_images=result.unlabelled_images, domain_md5=result.domain_md5, data_md5=result.data_md5,
+        git_revision=result.git_revision, source=result.source,
+    )
+    config = RunConfig(data=DIGITS)
+    buckets = {split_for(digest, config.data.val_fraction, config.data.test_fraction)
+               for digest in read_image_table(result.table_path).query("split == 'unlabelled'")["sha256"]}
+    assert buckets == {"train", "val", "test"}, "premise: unlabelled images whose hash names every split"
+
+    splits = domain_splits(ingested, config, result.classes)
+
+    assert len(splits.unlabelled) == 30
+    assert {label for _, label in (splits.unlabelled[index] for index in range(3))} == {-1}
+    for labelled in (splits.train, splits.val, splits.test):
+        assert not any(path.startswith("unlabelled/") for path in labelled.paths)
+        assert -1 not in labelled.targets
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 24
+
+    ignored = RunConfig(data=DIGITS.model_copy(update={"unlabelled_batch_ratio": 0.0}))
+    without = domain_splits(ingested, ignored, result.classes)
+    assert without.unlabelled is None

@@ -14,7 +14,12 @@ from fourds.data.ingest import DataSourceError, ingest_domain
 from fourds.data.table import image_folder_table, read_image_table
 from fourds.data.versioning import recorded_data_md5
 
-from .images import make_image_folder, tar_gz_of, write_png
+from .images import add_unlabelled, make_image_folder, tar_gz_of, write_png
+
+# The image_folder fixture (24 labelled images) as ingested before unlabelled images
+# existed (commit 030d475): a domain without them must keep exactly this table and md5.
+PINNED_TABLE_SHA256 = "1f2b8dcea2e00e85722b09ba8eb79e5a7a34faa0b54162edfdf2ef10ac0e4596"
+PINNED_DOMAIN_MD5 = "d5d6d2e2d2c919d42f967e286a868db5.dir"
 
 
 def _manifest_of(folder, manifest):
@@ -45,6 +50,54 @@ def test_folder_manifest_and_archives_give_the_same_table_and_md5(tmp_path, imag
     assert results[-1].data_md5 == recorded_data_md5(workspace)
     assert results[0].num_images == 24 and results[0].classes == ["cat", "dog", "fox"]
     assert sum(results[0].split_counts.values()) == 24
+
+
+def test_a_domain_without_unlabelled_images_keeps_its_table_and_md5(image_folder, workspace):
+    result = ingest_domain(image_folder, "pets", workspace, progress=False)
+
+    assert hashlib.sha256(result.table_path.read_bytes()).hexdigest() == PINNED_TABLE_SHA256
+    assert result.domain_md5 == PINNED_DOMAIN_MD5
+    assert result.unlabelled_images == 0 and not (result.images_dir / "unlabelled").exists()
+
+
+def test_unlabelled_images_from_a_folder_a_manifest_and_an_archive(tmp_path, image_folder, workspace):
+    labelled_only = read_image_table(ingest_domain(image_folder, "before", workspace, progress=False).table_path)
+    add_unlabelled(image_folder, 12)
+    manifest = _manifest_of(image_folder, tmp_path / "list.csv")  # unlabelled/ rows get an empty label
+    manifest.write_text(manifest.read_text().replace(",unlabelled\n", ",\n"))
+    archive = tar_gz_of(image_folder, tmp_path / "domain.tar.gz", wrapper="domain")
+
+    results = [
+        ingest_domain(source, name, workspace, progress=False)
+        for source, name in [(image_folder, "folder"), (manifest, "manifest"), (archive, "tgz")]
+    ]
+
+    assert len({result.table_path.read_bytes() for result in results}) == 1
+    assert len({result.domain_md5 for result in results}) == 1
+    folder = results[0]
+    assert folder.num_images == 36 and folder.unlabelled_images == folder.split_counts["unlabelled"] == 12
+    assert folder.classes == ["cat", "dog", "fox"]
+    table = read_image_table(folder.table_path)
+    unlabelled = table[table["path"].str.startswith("unlabelled/")]
+    assert len(unlabelled) == 12
+    assert set(unlabelled["split"]) == {"unlabelled"} and set(unlabelled["label"]) == {""}
+    # Whatever their hash, no unlabelled image is in train/val/test; the labelled rows are unchanged.
+    assert table.drop(unlabelled.index).reset_index(drop=True).equals(labelled_only)
+    assert (folder.images_dir / "unlabelled" / "u03.png").read_bytes() == (
+        image_folder / "unlabelled" / "u03.png"
+    ).read_bytes()
+
+
+def test_an_added_unlabelled_image_changes_the_md5(image_folder, workspace):
+    add_unlabelled(image_folder, 2)
+    first = ingest_domain(image_folder, "pets", workspace, progress=False)
+
+    add_unlabelled(image_folder, 3)  # u02.png is new
+    second = ingest_domain(image_folder, "pets", workspace, progress=False)
+
+    assert second.unlabelled_images == 3
+    assert second.domain_md5 != first.domain_md5 and second.data_md5 != first.data_md5
+    assert second.data_md5 == recorded_data_md5(workspace)
 
 
 def test_table_describes_each_copied_image(image_folder, workspace):

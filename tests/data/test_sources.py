@@ -8,7 +8,7 @@ import pytest
 
 from fourds.data.sources import DataSourceError, fetch_source, list_source, read_manifest, scan_image_folder
 
-from .images import make_image_folder, tar_gz_of, write_png
+from .images import add_unlabelled, make_image_folder, tar_gz_of, write_png
 
 
 def test_image_folder_lists_sorted_images_and_keeps_empty_classes(tmp_path):
@@ -43,6 +43,47 @@ def test_folder_without_images_is_an_error(tmp_path):
         list_source(tmp_path / "d", tmp_path / "unpack")
 
 
+def test_unlabelled_folder_is_not_a_class(tmp_path):
+    root = add_unlabelled(make_image_folder(tmp_path / "d", {"a": 1, "z": 1}), 2)
+
+    listing = scan_image_folder(root)
+
+    assert listing.classes == ["a", "z"]
+    assert [(i.relative_path, i.label, i.split) for i in listing.images] == [
+        ("a/00.png", "a", None),
+        ("unlabelled/u00.png", "", "unlabelled"),
+        ("unlabelled/u01.png", "", "unlabelled"),
+        ("z/00.png", "z", None),
+    ]
+
+
+def test_a_domain_of_unlabelled_images_only_is_refused(tmp_path):
+    root = add_unlabelled(tmp_path / "d", 2)
+    with pytest.raises(DataSourceError, match=r"only unlabelled images \(2\); a domain needs labelled images too"):
+        scan_image_folder(root)
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,label\nd/unlabelled/u00.png,\n")
+    with pytest.raises(DataSourceError, match="only unlabelled images"):
+        read_manifest(manifest)
+
+
+def test_manifest_rows_without_a_label_are_unlabelled_images(tmp_path):
+    write_png(tmp_path / "raw" / "x.png", 1)
+    write_png(tmp_path / "raw" / "y.png", 2)
+    write_png(tmp_path / "raw" / "z.png", 3)
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,label,split\nraw/x.png,cat,train\nraw/y.png,,\nraw/z.png,,unlabelled\n")
+
+    listing = read_manifest(manifest)
+
+    assert listing.classes == ["cat"]
+    assert [(i.relative_path, i.label, i.split) for i in listing.images] == [
+        ("cat/x.png", "cat", "train"),
+        ("unlabelled/y.png", "", "unlabelled"),
+        ("unlabelled/z.png", "", "unlabelled"),
+    ]
+
+
 def test_manifest_places_images_under_their_label(tmp_path):
     write_png(tmp_path / "raw" / "x.png", 1)
     write_png(tmp_path / "raw" / "y.png", 2)
@@ -70,6 +111,16 @@ def test_manifest_places_images_under_their_label(tmp_path):
             r"line 3: other/x\.png lands on images/cat/x\.png, like line 2",
         ),
         ("path,label\n", "lists no images"),
+        ("path,label\nraw/x.png,unlabelled\n", r"line 2: label 'unlabelled' is reserved for images without a label"),
+        (
+            "path,label,split\nother/x.png,cat,train\nraw/x.png,,test\n",
+            r"line 3: split 'test' given to an unlabelled image \(empty label\)",
+        ),
+        ("path,label,split\nraw/x.png,cat,unlabelled\n", r"line 2: split 'unlabelled' is not one of train, val, test"),
+        (
+            "path,label\nother/x.png,cat\nraw/x.png,\nother/x.png,\n",
+            r"line 4: other/x\.png lands on images/unlabelled/x\.png, like line 3",
+        ),
     ],
 )
 def test_manifest_errors_name_the_file_and_line(tmp_path, content, message):

@@ -13,6 +13,7 @@ from fourds.data.table import (
     labelled_subset,
     read_image_table,
     split_for,
+    unlabelled_rows,
     write_image_table,
 )
 
@@ -165,3 +166,20 @@ def test_invalid_budgets_are_refused(budget):
 def test_unknown_split_is_refused():
     with pytest.raises(ValueError, match="'holdout' is not one of"):
         labelled_subset(_balanced_table({"a": 3}), None, seed=0, split="holdout")
+
+
+def test_labelled_subsets_never_pick_unlabelled_images():
+    table = _balanced_table({"a": 5})
+    unlabelled = pd.DataFrame(
+        [{"path": f"unlabelled/{n}.png", "label": "", "split": "unlabelled", "sha256": _digest(f"u{n}")}
+         for n in range(8)]
+    )
+    grown = pd.concat([table, unlabelled], ignore_index=True)
+
+    for split in ("train", "val", "test"):
+        with_unlabelled = labelled_subset(grown, None, seed=0, split=split)
+        assert with_unlabelled.equals(labelled_subset(table, None, seed=0, split=split))
+    assert labelled_subset(grown, 1.0, seed=0).equals(labelled_subset(table, 1.0, seed=0))
+    assert unlabelled_rows(grown)["path"].tolist() == unlabelled["path"].tolist()
+    with pytest.raises(ValueError, match="'unlabelled' is not one of train, val, test"):
+        labelled_subset(grown, None, seed=0, split="unlabelled")

@@ -12,7 +12,7 @@ from fourds.data.ingest import ingest_domain
 from fourds.data.table import ImageTableError, image_folder_table
 from fourds.data.validation import DataValidationError, validate_domain, validate_table
 
-from .images import make_image_folder, write_png
+from .images import add_unlabelled, make_image_folder, write_png
 
 CLASSES = ["cat", "dog", "fox"]
 LENIENT = ValidationConfig(min_images_per_class=1)
@@ -39,7 +39,7 @@ def test_clean_domain_passes_and_writes_both_reports(image_folder, workspace, tm
     report.raise_for_failure()  # does nothing on success
     results = json.loads(report.results_json.read_text())
     assert results["success"] is True
-    assert results["statistics"]["evaluated_expectations"] == 13
+    assert results["statistics"]["evaluated_expectations"] == 14
     assert set(results["validations"]) == {"images", "class_counts", "content_splits"}
     index = report.html_report.read_text()
     assert report.html_report.name == "index.html" and "<html" in index.lower()
@@ -90,6 +90,54 @@ def test_same_image_in_train_and_test_fails_naming_both_files(image_folder, work
     failure = _failure(report, "no identical image content in two splits")
     assert failure.examples == ["cat/00.png | cat/copy.png"]
     assert len(report.failures) == 1
+
+
+def test_unlabelled_copy_of_a_test_image_fails_naming_the_file(image_folder, tmp_path):
+    table, _ = image_folder_table(image_folder, progress=False)
+    test_image = table.loc[table["split"] == "test", "path"].iloc[0]
+    train_image = table.loc[table["split"] == "train", "path"].iloc[0]
+    add_unlabelled(image_folder, 3)
+    shutil.copy(image_folder / test_image, image_folder / "unlabelled" / "copy_of_test.png")
+    shutil.copy(image_folder / train_image, image_folder / "unlabelled" / "copy_of_train.png")  # allowed
+
+    report = _validate(image_folder, tmp_path / "report")
+
+    failure = _failure(report, "no unlabelled image has the content of a test image")
+    assert failure.examples == [f"{test_image} | unlabelled/copy_of_test.png"]
+    assert len(report.failures) == 1
+    with pytest.raises(DataValidationError, match="unlabelled/copy_of_test.png"):
+        report.raise_for_failure()
+
+
+def test_corrupt_unlabelled_image_fails_naming_the_file(image_folder, tmp_path):
+    add_unlabelled(image_folder, 3)
+    (image_folder / "unlabelled" / "u01.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+    report = _validate(image_folder, tmp_path / "report")
+
+    assert _failure(report, "every file decodes").examples == ["unlabelled/u01.png"]
+    assert len(report.failures) == 1
+
+
+def test_unlabelled_images_meet_mode_and_size_bounds_but_no_label_or_class_checks(tmp_path):
+    folder = add_unlabelled(make_image_folder(tmp_path / "d", {"cat": 5, "dog": 5}), 40)
+    strict = ValidationConfig(min_images_per_class=5, max_class_imbalance=1.0, allowed_modes=["L"], max_side=32)
+
+    clean = _validate(folder, tmp_path / "clean", classes=["cat", "dog"], config=strict)
+    assert clean.success, clean.failures  # 40 unlabelled images: no class, no label, no imbalance
+
+    write_png(folder / "unlabelled" / "big.png", 5, size=40, mode="RGB")
+    report = _validate(folder, tmp_path / "report", classes=["cat", "dog"], config=strict)
+    assert _failure(report, "image mode is one of L").examples == ["unlabelled/big.png"]
+    assert _failure(report, "width within [8, 32]").examples == ["unlabelled/big.png"]
+    assert len(report.failures) == 3  # mode, width, height
+
+
+def test_a_labelled_row_without_a_label_fails(image_folder, tmp_path):
+    table, domain_classes = image_folder_table(image_folder, progress=False)
+    table.loc[0, "label"] = ""  # only an unlabelled image may have no label
+    report = validate_table(table, image_folder, CLASSES, LENIENT, tmp_path / "report", domain_classes=domain_classes)
+    assert _failure(report, "every label is in the teacher's class list").examples == [table.loc[0, "path"]]
 
 
 def test_empty_domain_fails(tmp_path):
