@@ -5,7 +5,7 @@ audit follows the lineage tags written at registration (:class:`LineageRecord`) 
 checks each against the system that owns the fact:
 
 registry version -> MLflow run -> ZenML run and its steps -> data (DVC md5s, git
-revision, per-image table hash, all re-derived from the DVC cache) -> Great
+revision, per-image table hash and unlabelled-image count, all re-derived from the DVC cache) -> Great
 Expectations result -> teacher version and the md5 of its training data -> code
 commit and configuration (re-hashed from the run's logged config) -> ONNX file
 (re-hashed from the registry's stored copy).
@@ -170,13 +170,15 @@ def zenml_run_link(record: LineageRecord) -> Link:
 
 
 def data_link(record: LineageRecord, workspace: Workspace) -> Link:
-    """The recorded md5s and table hash, re-derived from the DVC cache of the workspace."""
+    """The recorded md5s, table hash and unlabelled-image count, re-derived from the DVC cache of the workspace."""
     link = Link("data")
     domain = link.require("domain", record.domain)
     domain_md5 = link.require("domain_md5", record.data_domain_md5)
     data_md5 = link.require("data_md5", record.data_md5)
     revision = link.require("git_revision", record.data_git_revision)
-    table_sha256 = link.require("table_sha256", record.table_sha256)
+    link.require("table_sha256", record.table_sha256)
+    link.require("unlabelled_images", record.data_unlabelled_images)
+    link.require("unlabelled_images_used", record.data_unlabelled_images_used)
     if revision is not None and not _git_has_commit(workspace.root, revision):
         link.missing.append(f"git revision {revision} is not in the repository holding {workspace.root}")
     if domain is None or data_md5 is None:
@@ -205,11 +207,11 @@ def data_link(record: LineageRecord, workspace: Workspace) -> Link:
         _, table_hash = tree.get(("domains", domain, "images.csv"), (None, None))
         if table_hash is None:
             link.missing.append(f"domains/{domain}/images.csv is not in DVC version {data_md5}")
-        elif table_sha256 is not None:
-            cached_table = odb.get(table_hash.value).path
-            try:
-                link.compare("images.csv sha256", table_sha256, _sha256_file(cached_table), "the DVC-cached table")
-            except FileNotFoundError:
+        else:
+            cached_table = Path(odb.get(table_hash.value).path)
+            if cached_table.is_file():
+                _check_cached_table(link, record, cached_table)
+            else:
                 link.missing.append(f"domains/{domain}/images.csv ({table_hash.value}) is not in the DVC cache")
     current = workspace.domain_dir(domain)
     if current.is_dir() and domain_md5 is not None:
@@ -219,6 +221,19 @@ def data_link(record: LineageRecord, workspace: Workspace) -> Link:
         if now != domain_md5:
             link.notes.append(f"{current} has changed since this run (DVC md5 now {now})")
     return link
+
+
+def _check_cached_table(link: Link, record: LineageRecord, cached_table: Path) -> None:
+    """The table's hash and its count of unlabelled images, against the lineage tags."""
+    from fourds.data.table import ImageTableError, read_image_table, unlabelled_rows
+
+    link.compare("images.csv sha256", record.table_sha256, _sha256_file(cached_table), "the DVC-cached table")
+    try:
+        unlabelled = len(unlabelled_rows(read_image_table(cached_table)))
+    except ImageTableError as exc:
+        link.mismatches.append(f"the DVC-cached images.csv cannot be read: {exc}")
+        return
+    link.compare("unlabelled images", record.data_unlabelled_images, unlabelled, "the DVC-cached table")
 
 
 def validation_link(record: LineageRecord) -> Link:

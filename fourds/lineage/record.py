@@ -42,6 +42,10 @@ class LineageRecord:
     """Git revision holding the ``data.dvc`` file that points at ``data_md5``."""
     table_sha256: str | None = None
     """sha256 of the domain's ``images.csv`` (the exact images, labels and splits used)."""
+    data_unlabelled_images: int | None = None
+    """How many of the domain's images have no label (split ``unlabelled`` in ``images.csv``)."""
+    data_unlabelled_images_used: int | None = None
+    """How many unlabelled images the student's training drew from (0 with ``data.unlabelled_batch_ratio`` 0)."""
     teacher_model_name: str | None = None
     """Registered teacher name, or the weights file path of an imported teacher."""
     teacher_version: str | None = None
@@ -92,6 +96,8 @@ class LineageRecord:
                 continue
             if f.name == "gx_success":
                 values[f.name] = _parse_bool(raw, TAG_PREFIX + f.name)
+            elif f.name in _COUNT_FIELDS:
+                values[f.name] = _parse_count(raw, TAG_PREFIX + f.name)
             else:
                 values[f.name] = raw
         metrics = {}
@@ -108,6 +114,19 @@ class LineageRecord:
         """A metric by name, or None when absent or not a finite number."""
         value = self.metrics.get(name)
         return value if value is not None and math.isfinite(value) else None
+
+
+_COUNT_FIELDS = ("data_unlabelled_images", "data_unlabelled_images_used")
+
+
+def _parse_count(raw: str, key: str) -> int:
+    try:
+        count = int(raw)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(f"lineage tag {key!r} must be a count (an integer >= 0), got {raw!r}")
+    return count
 
 
 def _parse_bool(raw: str, key: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from fourds.config import TrackingConfig
-from fourds.lineage.record import METRIC_TAG_PREFIX
+from fourds.lineage.record import METRIC_TAG_PREFIX, TAG_PREFIX
 from fourds.registry.aliases import CHALLENGER, CHAMPION
 from fourds.registry.models import DOMAIN_TAG
 from fourds.registry.promotion import ACCURACY_METRIC, SIZE_METRIC
@@ -25,6 +25,10 @@ class DomainStatus:
     """When ``champion`` was last moved to this version (UTC, ISO 8601), if moved through fourds."""
     challenger_version: str | None
     challenger_accuracy: float | None
+    champion_unlabelled_images: int | None = None
+    """Unlabelled images in the domain data the champion was trained with (None: not recorded)."""
+    champion_unlabelled_images_used: int | None = None
+    """How many of them its training used."""
 
 
 def domain_status(tracking: TrackingConfig | None = None) -> list[DomainStatus]:
@@ -47,6 +51,8 @@ def domain_status(tracking: TrackingConfig | None = None) -> list[DomainStatus]:
                 champion_since=champion.tags.get(f"fourds.alias.{CHAMPION}.set_at") if champion else None,
                 challenger_version=str(challenger.version) if challenger else None,
                 challenger_accuracy=_metric(challenger, ACCURACY_METRIC),
+                champion_unlabelled_images=_count(champion, "data_unlabelled_images"),
+                champion_unlabelled_images_used=_count(champion, "data_unlabelled_images_used"),
             )
         )
     return sorted(rows, key=lambda row: row.domain)
@@ -56,7 +62,8 @@ def render_status_table(rows: list[DomainStatus]) -> str:
     """A plain-text table for a terminal; ``-`` where a value is unknown."""
     if not rows:
         return "no student models registered yet"
-    header = ["domain", "model", "versions", "champion", "accuracy", "onnx MB", "champion since", "challenger", "accuracy"]
+    header = ["domain", "model", "versions", "champion", "accuracy", "onnx MB", "champion since", "challenger",
+              "accuracy", "unlabelled used/all"]
     lines = [
         [
             row.domain,
@@ -68,6 +75,7 @@ def render_status_table(rows: list[DomainStatus]) -> str:
             _shown(row.champion_since),
             _shown(row.challenger_version),
             _shown(row.challenger_accuracy, "{:.4f}"),
+            _shown_unlabelled(row.champion_unlabelled_images_used, row.champion_unlabelled_images),
         ]
         for row in rows
     ]
@@ -95,6 +103,19 @@ def _metric(version, name: str) -> float | None:
         return float(raw) if raw is not None else None
     except ValueError:
         return None
+
+
+def _count(version, lineage_field: str) -> int | None:
+    """A count the lineage record tagged on the version (``fourds.<field>``), or None."""
+    raw = version.tags.get(TAG_PREFIX + lineage_field) if version is not None else None
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _shown_unlabelled(used: int | None, in_domain: int | None) -> str:
+    return "-" if used is None or in_domain is None else f"{used}/{in_domain}"
 
 
 def _shown(value, template: str = "{}") -> str:

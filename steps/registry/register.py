@@ -46,6 +46,8 @@ def register_student(
         data_md5=ingested.data_md5,
         data_git_revision=ingested.git_revision,
         table_sha256=sha256_file(ingested.table_path),
+        data_unlabelled_images=ingested.unlabelled_images,
+        data_unlabelled_images_used=trained.unlabelled_images_used,
         teacher_model_name=teacher.registered_name,
         teacher_version=teacher.registered_version,
         teacher_data_md5=teacher.source_data_md5,

@@ -44,7 +44,10 @@ def distill_student(
             num_classes=len(teacher.classes),
             callbacks=[MlflowMetricsCallback()],
             checkpoint_dir=run_dir / "checkpoints",
+            unlabelled_set=splits.unlabelled,
         )
+        mlflow.log_params({"data.unlabelled_images": ingested.unlabelled_images,
+                           "data.unlabelled_images_used": result.unlabelled_images})
         guard = result.guard.summary() if result.guard is not None else "off"
         if result.guard is not None:
             mlflow.log_metrics(result.guard.metrics())
@@ -78,6 +81,7 @@ def distill_student(
         guard=guard,
         wall_seconds=result.wall_seconds,
         images_per_second=result.images_per_second,
+        unlabelled_images_used=result.unlabelled_images,
         final_metrics=dict(result.metrics),
         extra_test_metrics=extra_test_metrics,
     )

@@ -21,6 +21,7 @@ def train_teacher_model(
     config: RunConfig, run: RunContext, ingested: IngestedDomain, validation: ValidationSummary
 ) -> Annotated[TrainedModels, "trained_teacher"]:
     """``validation`` is an input so that training can only follow a passed suite."""
+    # A teacher learns from labels only: the domain's unlabelled images (splits.unlabelled) are not used.
     splits = domain_splits(ingested, config, ingested.classes)
     run_dir = Path(run.run_dir)
     with resumed_mlflow_run(run, config):

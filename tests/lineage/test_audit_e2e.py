@@ -168,6 +168,8 @@ def test_lineage_of_the_watched_run_is_complete_and_consistent_with_it(watched, 
     assert links["data"]["facts"]["domain_md5"] == ingested.domain_md5
     assert links["data"]["facts"]["data_md5"] == ingested.data_md5
     assert links["data"]["facts"]["git_revision"] == ingested.git_revision is not None
+    assert links["data"]["facts"]["unlabelled_images"] == ingested.unlabelled_images == 0  # checked against the table
+    assert links["data"]["facts"]["unlabelled_images_used"] == 0
     assert links["teacher"]["facts"]["version"] == watched.teacher.version
     assert links["teacher"]["facts"]["training_data_md5"] == watched.teacher_ingested.domain_md5
     assert links["code and configuration"]["facts"]["config_hash"] == watched.config.config_hash()

@@ -15,6 +15,8 @@ def _complete_record() -> LineageRecord:
         data_md5="bb.dir",
         data_git_revision="c0ffee",
         table_sha256="d" * 64,
+        data_unlabelled_images=40,
+        data_unlabelled_images_used=0,
         teacher_model_name="fourds-teacher",
         teacher_version="2",
         teacher_data_md5="ee.dir",
@@ -36,6 +38,7 @@ def test_tags_round_trip_keeps_every_fact():
     assert all(key.startswith("fourds.") for key in tags)
     assert tags["fourds.gx_success"] == "true"
     assert tags["fourds.metric.test_accuracy"] == "0.875"
+    assert (tags["fourds.data_unlabelled_images"], tags["fourds.data_unlabelled_images_used"]) == ("40", "0")
     assert MISSING_TAG not in tags
     assert LineageRecord.from_tags(tags) == record
 
@@ -62,6 +65,9 @@ def test_from_tags_ignores_foreign_tags_and_rejects_garbage():
         LineageRecord.from_tags({"fourds.gx_success": "maybe"})
     with pytest.raises(ValueError, match="fourds.metric.test_accuracy"):
         LineageRecord.from_tags({"fourds.metric.test_accuracy": "high"})
+    for garbage in ("many", "-1", "2.5"):
+        with pytest.raises(ValueError, match=r"'fourds.data_unlabelled_images' must be a count"):
+            LineageRecord.from_tags({"fourds.data_unlabelled_images": garbage})
 
 
 def test_metric_hides_non_finite_values():
