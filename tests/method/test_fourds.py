@@ -136,3 +136,19 @@ def test_stage_lists_of_different_lengths_are_refused():
             teacher_stages=RESNET_STAGES,
             student_stages=RESNET_STAGES[:3],
         )
+
+
+def test_fusion_gradient_reaches_the_student_at_the_benchmark_input_size():
+    """32 px with the no_maxpool stem: layer4 is 2x2 (real spectrum, no phase gradient) and is left out;
+    layer1..layer3 get a non-zero gradient from L_FA alone."""
+    torch.manual_seed(0)
+    teacher = build_classifier("resnet18", 3, stem="no_maxpool")
+    student = build_classifier("resnet18", 3, stem="no_maxpool")
+    method = _four_ds(teacher, student, "resnet18", 32).train()
+    assert method.fusion_stages == [0, 1, 2]
+    output = method.training_step(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+    fusion = output.losses["student/fusion"]
+    for stage in ("layer1", "layer2", "layer3"):
+        params = list(getattr(student, stage).parameters())
+        grads = torch.autograd.grad(fusion, params, retain_graph=True, allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), stage

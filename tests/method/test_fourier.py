@@ -66,3 +66,29 @@ def test_spectra_are_taken_in_float32_under_autocast():
 def test_phase_map_is_zero_where_the_spectrum_vanishes():
     phase = phase_map(torch.zeros(1, 2, 3, 3))
     assert torch.equal(phase, torch.zeros(1, 2, 3, 3))
+
+
+def test_amplitude_mix_matches_the_formula_computed_by_hand():
+    """f_out = real(IFFT2((a0 |FFT2 g(f)| + a1 |FFT2 f|) * exp(i angle FFT2 f))) with (a0, a1) = softmax(theta / T)."""
+    torch.manual_seed(3)
+    adapter = FourierAdapter(4, reduction=2, temperature=0.1).eval()
+    with torch.no_grad():
+        adapter.theta.copy_(torch.tensor([0.05, -0.02]))  # a0 = softmax([0.5, -0.2])[0] = 0.668...
+        for module in adapter.transform:
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.mul_(3)  # an adapted amplitude clearly unlike the input's
+    features = torch.relu(torch.randn(2, 4, 5, 6)) + 0.1  # no vanishing frequency: the phase is defined everywhere
+
+    mixed, phase = adapter(features)
+
+    a0, a1 = torch.softmax(torch.tensor([0.5, -0.2]), dim=0)
+    with torch.no_grad():
+        adapted_amplitude = torch.fft.fft2(adapter.transform(features)).abs()
+    spectrum = torch.fft.fft2(features)
+    by_hand = torch.fft.ifft2(
+        (a0 * adapted_amplitude + a1 * spectrum.abs()) * torch.exp(1j * torch.angle(spectrum))
+    ).real
+    assert adapter.mix_weights == pytest.approx((float(a0), float(a1)))
+    assert torch.allclose(mixed, by_hand, atol=1e-5)
+    assert torch.allclose(phase, torch.angle(spectrum), atol=1e-6)
+    assert not torch.allclose(mixed, features, atol=1e-2)  # the mix did change the features

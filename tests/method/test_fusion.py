@@ -44,3 +44,35 @@ def test_maps_are_pooled_to_the_smaller_last_stage():
 def test_stage_counts_must_match():
     with pytest.raises(ValueError, match="2 teacher stages and 1 student stages"):
         FusionActivation([8, 16], [8])
+
+
+def test_circular_distance_is_one_minus_cos_weighted_by_the_squared_gate():
+    torch.manual_seed(0)
+    fusion = FusionActivation([2], [2], gate_reduction=1, distance="circular")
+    student = [torch.zeros(1, 2, 3, 3)]
+    teacher = [torch.full((1, 2, 3, 3), torch.pi / 2)]
+    teacher[0][0, 1] = torch.pi  # channel 1: opposite phases, channel 0: a quarter turn apart
+
+    loss = fusion(student, teacher)
+
+    with torch.no_grad():
+        gate = fusion.gate(torch.cos(teacher[0]).mean(dim=(2, 3)))[0]  # the gate sees mean cos of the teacher phases
+    by_hand = (gate[0] ** 2 * (1 - 0.0) + gate[1] ** 2 * (1 - -1.0)) / 2  # mean over 2 channels of a^2 (1 - cos)
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert fusion.gate_mean == pytest.approx(gate.mean().item())
+
+
+def test_circular_distance_respects_wrap_around_where_the_reference_does_not():
+    near_pi, near_minus_pi = [torch.full((1, 1, 3, 3), 3.1)], [torch.full((1, 1, 3, 3), -3.1)]
+    circular = FusionActivation([1], [1], gate_reduction=1, distance="circular")
+    angle = FusionActivation([1], [1], gate_reduction=1, distance="angle")
+    gate = angle.gate  # the same gate weights for both
+    circular.gate = gate
+    # 3.1 and -3.1 are 0.083 rad apart: 1 - cos(0.083) = 0.0035, while raw angles differ by 6.2.
+    assert circular(near_pi, near_minus_pi).item() < 0.0035
+    assert angle(near_pi, near_minus_pi).item() > 1.0
+
+
+def test_unknown_distance_is_refused():
+    with pytest.raises(ValueError, match="circular"):
+        FusionActivation([1], [1], distance="euclid")
