@@ -5,10 +5,10 @@ audit follows the lineage tags written at registration (:class:`LineageRecord`) 
 checks each against the system that owns the fact:
 
 registry version -> MLflow run -> ZenML run and its steps -> data (DVC md5s, git
-revision, per-image table hash and unlabelled-image count, all re-derived from the DVC cache) -> Great
-Expectations result -> teacher version and the md5 of its training data -> code
-commit and configuration (re-hashed from the run's logged config) -> ONNX file
-(re-hashed from the registry's stored copy).
+revision, per-image table hash and its count of unlabelled images, all re-derived from
+the DVC cache) -> Great Expectations result -> teacher version and the md5 of its
+training data -> code commit and configuration (re-hashed from the run's logged config)
+-> ONNX file (re-hashed from the registry's stored copy).
 
 Each link ends ``ok``, ``missing`` (a fact or a record cannot be found) or ``mismatch``
 (two records disagree). The audit is complete only when every link is ``ok``; notes

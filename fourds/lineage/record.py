@@ -18,6 +18,8 @@ TAG_PREFIX = "fourds."
 METRIC_TAG_PREFIX = TAG_PREFIX + "metric."
 MISSING_TAG = TAG_PREFIX + "lineage_missing"
 CODE_COMMIT_ENV = "FOURDS_CODE_COMMIT"
+_COUNT_FIELDS = ("data_unlabelled_images", "data_unlabelled_images_used")
+"""Facts that are whole numbers; every other fact is text, except ``gx_success``."""
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,17 +118,10 @@ class LineageRecord:
         return value if value is not None and math.isfinite(value) else None
 
 
-_COUNT_FIELDS = ("data_unlabelled_images", "data_unlabelled_images_used")
-
-
 def _parse_count(raw: str, key: str) -> int:
-    try:
-        count = int(raw)
-    except ValueError:
-        count = -1
-    if count < 0:
+    if not raw.strip().isdecimal():
         raise ValueError(f"lineage tag {key!r} must be a count (an integer >= 0), got {raw!r}")
-    return count
+    return int(raw)
 
 
 def _parse_bool(raw: str, key: str) -> bool:

@@ -12,7 +12,9 @@ def test_the_data_example_runs(capsys):
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
     assert blocks, f"{DOC} has no python example"
     exec(compile(blocks[0], f"{DOC}:example", "exec"), {"__name__": "docs_example"})
-    ingested, validated, dataset = capsys.readouterr().out.splitlines()[-3:]
-    assert ingested.startswith("120 {'train': ") and ingested.endswith(".dir")
+    ingested, validated, dataset, unlabelled = capsys.readouterr().out.splitlines()[-4:]
+    assert ingested.startswith("140 {'train': ") and ingested.endswith(".dir")
+    assert "'unlabelled': 20}" in ingested
     assert validated == "True index.html"
     assert dataset.endswith("(3, 32, 32) 0")
+    assert unlabelled == "20 (3, 32, 32) -1"

@@ -2,8 +2,9 @@
 DVC, Great Expectations and onnxruntime, on tiny generated data. Nothing is mocked.
 
 One workspace serves the whole module (ZenML and MLflow start-up dominate a tiny run):
-a teacher is trained and registered, a first student is distilled and becomes champion;
-later tests add a weaker run and a run whose data fails validation.
+a teacher is trained and registered, a first student is distilled (the target domain
+also holds a few unlabelled images) and becomes champion; later tests add a weaker run
+and a run whose data fails validation.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.slow
 # student is clearly better than chance. The target domain is darker and noisier.
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
 IMAGES_PER_CLASS = 24
+UNLABELLED_IMAGES = 6
 
 TINY = {
     "method": "4ds",
@@ -89,13 +91,20 @@ class Stack:
         return MlflowClient(tracking_uri=self.workspace.tracking_uri(), registry_uri=self.workspace.tracking_uri())
 
 
-def write_colour_domain(folder: Path, *, brightness: float, noise: float, seed: int) -> Path:
+def write_colour_domain(folder: Path, *, brightness: float, noise: float, seed: int, unlabelled: int = 0) -> Path:
+    """``IMAGES_PER_CLASS`` images per colour, and ``unlabelled`` more of random colours in ``unlabelled/``."""
     rng = np.random.default_rng(seed)
+
+    def save(rgb, path: Path) -> None:
+        pixels = np.array(rgb, dtype=np.float32) * brightness + rng.normal(0, noise, (32, 32, 3))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
+
     for name, rgb in COLOURS.items():
-        (folder / name).mkdir(parents=True, exist_ok=True)
         for index in range(IMAGES_PER_CLASS):
-            pixels = np.array(rgb, dtype=np.float32) * brightness + rng.normal(0, noise, (32, 32, 3))
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / name / f"{index:03d}.png")
+            save(rgb, folder / name / f"{index:03d}.png")
+    for index in range(unlabelled):
+        save(list(COLOURS.values())[index % len(COLOURS)], folder / "unlabelled" / f"{index:03d}.png")
     return folder
 
 
@@ -122,7 +131,8 @@ def stack(zenml_store, tmp_path_factory, monkeypatch_module) -> Stack:
     workspace.ensure()
     sources = {
         "source": write_colour_domain(root / "sources" / "source", brightness=1.0, noise=12, seed=1),
-        "target": write_colour_domain(root / "sources" / "target", brightness=0.6, noise=25, seed=2),
+        "target": write_colour_domain(root / "sources" / "target", brightness=0.6, noise=25, seed=2,
+                                      unlabelled=UNLABELLED_IMAGES),
     }
     config = tiny_config()
     teacher_outcome = run_train_teacher(config, domain="colours-source", data_source=str(sources["source"]),
@@ -181,6 +191,24 @@ def test_student_version_carries_every_lineage_fact(stack):
     assert lineage.guard == trained.guard and lineage.guard.startswith(f"kept {trained.student_method}: validation")
     assert ("distilled_student" in trained.weights) == (trained.student_method == "student_scratch")
     assert "test/distilled_student/accuracy" in outputs["evaluation"].metrics or trained.student_method == "4ds"
+
+
+def test_unlabelled_images_are_used_and_recorded_in_mlflow_lineage_and_status(stack):
+    from fourds.registry import configure_mlflow, domain_status
+
+    outputs = stack.first_outcome.outputs
+    registered = outputs["registered_version"]
+    lineage = LineageRecord.from_tags(stack.mlflow().get_model_version(registered.model_name, registered.version).tags)
+    params = stack.mlflow().get_run(lineage.mlflow_run_id).data.params
+
+    assert outputs["ingested_domain"].unlabelled_images == UNLABELLED_IMAGES
+    # 4ds with the default data.unlabelled_batch_ratio (1.0) draws from all of them.
+    assert outputs["trained_models"].unlabelled_images_used == UNLABELLED_IMAGES
+    assert (lineage.data_unlabelled_images, lineage.data_unlabelled_images_used) == (UNLABELLED_IMAGES,) * 2
+    assert params["data.unlabelled_images"] == params["data.unlabelled_images_used"] == str(UNLABELLED_IMAGES)
+    configure_mlflow(stack.workspace)
+    [colours] = [row for row in domain_status() if row.domain == "colours"]
+    assert (colours.champion_unlabelled_images, colours.champion_unlabelled_images_used) == (UNLABELLED_IMAGES,) * 2
 
 
 def test_run_artifacts_are_linked_to_the_zenml_model_version(stack):
