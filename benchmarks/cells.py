@@ -256,10 +256,11 @@ def run_cell(
     config = cell_run_config(suite, task, method, seed, progress=progress_bar)
     monitored = monitoring_rows(target, suite.schedule.monitor_images_per_class)
     rows = labelled_images(target, budget, seed, held_out=monitored)
+    # From the whole label budget: the guard's held-out quarter must not come back as unlabelled images.
+    unlabelled_rows = unlabelled_images(target, rows, monitored) if suite.unlabelled_ratio else None
     val_rows = None if monitored.empty else monitored
     if split_guard(method)[1]:
         rows, val_rows = split_validation(rows, seed)
-    unlabelled_rows = unlabelled_images(target, rows, monitored) if suite.unlabelled_ratio else None
     outcome = train_and_evaluate(
         config,
         teacher,
@@ -346,7 +347,8 @@ def train_and_evaluate(
             result.student, keep_student, arch=config.model.student_arch, classes=classes, stem=config.model.stem
         )
     return {
-        "labelled_images": len(train_rows) + (0 if val_rows is None else len(val_rows)),
+        # The guard's held-out quarter is part of the label budget; monitoring images are not.
+        "labelled_images": len(train_rows) + (len(val_rows) if result.guard is not None else 0),
         "trained_on_images": len(train_rows),
         "unlabelled_images": result.unlabelled_images,
         "monitoring_images": 0 if val_set is None else len(val_set),

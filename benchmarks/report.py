@@ -24,6 +24,14 @@ METHOD_LABELS = {
     "two_stage_finetuned_teacher": "fine-tuned teacher",
 }
 ALTERNATIVES = ("student_scratch", "kd", "two_stage")
+COLOURS = {
+    "student_scratch": "#7f7f7f",
+    "kd": "#1f77b4",
+    "two_stage": "#2ca02c",
+    "4ds": "#d62728",
+    "4ds+guard": "#9467bd",
+    "4ds_adapted_teacher": "#ff9896",
+}
 GUARDED = "4ds+guard"
 
 
@@ -61,12 +69,14 @@ def summarise(cells: list[dict], teachers: dict[str, dict], tasks: list[str], bu
                 "task": task,
                 "budget": budget,
                 "labelled_images": sorted({c["labelled_images"] for c in group}),
+                "unlabelled_images": sorted({c.get("unlabelled_images", 0) for c in group if c.get("unlabelled_images")}),
                 "teacher_source_only": teacher["target_test_accuracy"] if teacher else None,
                 "accuracy": accuracy,
                 "margins_4ds": _margins(by_method),
                 "wall_seconds": {m: mean_std([c["wall_seconds"] for c in rows]) for m, rows in by_method.items()},
                 "images_per_second": {m: mean_std([c["images_per_second"] for c in rows]) for m, rows in by_method.items()},
                 "wall_ratio_4ds_over": _wall_ratios(by_method),
+                "validation_curves": _curve_summary(by_method),
             }
             if GUARDED in by_method:
                 entry["guard"] = _guard_summary(by_method)
@@ -83,6 +93,26 @@ def _margins(by_method: dict[str, list[dict]]) -> dict:
         differences = [fourds[seed] - other[seed] for seed in seeds]
         margins[alternative] = {**mean_std(differences), "wins": sum(d > 0 for d in differences), "seeds": seeds}
     return margins
+
+
+def _curve_summary(by_method: dict[str, list[dict]]) -> dict:
+    """Per method: the student's mean validation curve over seeds, and how much it still moved over
+    the last quarter of training (last point minus the first point at or after 75% of the steps).
+    Empty where the cells recorded no curve (no monitoring images)."""
+    summary = {}
+    for method, rows in by_method.items():
+        curves = [c["validation_curves"]["student"] for c in rows if c.get("validation_curves", {}).get("student")]
+        if not curves:
+            continue
+        steps = [step for step, _ in curves[0]]
+        late = next(index for index, step in enumerate(steps) if step >= 0.75 * steps[-1])
+        summary[method] = {
+            "steps": steps,
+            "mean_accuracy": [statistics.fmean(curve[i][1] for curve in curves) for i in range(len(steps))],
+            "last_quarter_change": mean_std([curve[-1][1] - curve[late][1] for curve in curves]),
+            "from_step": steps[late],
+        }
+    return summary
 
 
 def _guard_summary(by_method: dict[str, list[dict]]) -> dict:
@@ -193,7 +223,9 @@ def markdown(results: dict) -> str:
                 text = f"**{text}**"
             cells.append(text)
         teacher = entry["teacher_source_only"]
-        row = [entry["task"], f"{entry['budget']} ({_labels(entry['labelled_images'])})", "-" if teacher is None else f"{100 * teacher:.1f}"]
+        budget = f"{entry['budget']} ({_labels(entry['labelled_images'])}"
+        budget += f" + {_labels(entry['unlabelled_images'])} unlabelled)" if entry.get("unlabelled_images") else ")"
+        row = [entry["task"], budget, "-" if teacher is None else f"{100 * teacher:.1f}"]
         row += cells + [_percent(entry["accuracy"].get(role)) for role in extra_roles]
         lines.append("| " + " | ".join(row) + " |")
 
@@ -232,6 +264,32 @@ def markdown(results: dict) -> str:
             for name in ("student_scratch", "4ds"):
                 stat = guard[f"minus_{name}"]
                 row += [_points(stat), "-" if stat["worst"] is None else f"{100 * stat['worst']:+.1f}"]
+            lines.append("| " + " | ".join(row) + " |")
+
+    curves = [entry for entry in summary if entry.get("validation_curves")]
+    if curves:
+        lines += [
+            "",
+            "## Had the students stopped improving? Validation accuracy (%) along training",
+            "",
+            "Held-out labelled target training images (never trained on, never used to select: the last step is "
+            "kept). Mean over seeds at the last step, and the change over the last quarter of training (last point "
+            "minus the point at 75% of the steps), mean ± std over seeds. Curves: the `-curves.png` plot.",
+            "",
+            "| task | budget | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
+            "|" + "---|" * (len(methods) + 2),
+        ]
+        for entry in curves:
+            row = [entry["task"], entry["budget"]]
+            for method in methods:
+                curve = entry["validation_curves"].get(method)
+                if curve is None:
+                    row.append("-")
+                    continue
+                change = curve["last_quarter_change"]
+                row.append(
+                    f"{100 * curve['mean_accuracy'][-1]:.1f} ({100 * change['mean']:+.1f} ± {100 * change['std']:.1f})"
+                )
             lines.append("| " + " | ".join(row) + " |")
 
     lines += [
@@ -301,6 +359,14 @@ def markdown(results: dict) -> str:
         f"{schedule['teacher_optimizer']} lr {schedule['teacher_lr']} (warm-up {schedule['teacher_warmup_steps']} steps, cosine), "
         f"source images per class: {schedule['teacher_images_per_class'] or 'all'}.",
         f"- Test images per class: {schedule['test_images_per_class'] or 'all'} (a fixed stratified subset when set).",
+        (
+            f"- Semi-supervised: every target training image outside the label budget (and the monitoring images) "
+            f"is given as unlabelled, {results['settings']['unlabelled_ratio']:g} per labelled image in each batch, "
+            "the same images at the same step for every method of a seed; scratch uses none (no label-free term)."
+            if results["settings"].get("unlabelled_ratio")
+            else "- Labelled only: no unlabelled images."
+        ),
+        f"- Monitoring images per class (validation curves): {schedule.get('monitor_images_per_class') or 'none'}.",
         "- Label budgets: " + "; ".join(
             f"{b['name']} = {100 * b['fraction']:g}% of each target training class, at least {b['min_per_class']}"
             for b in results["settings"]["budgets"]
@@ -326,14 +392,7 @@ def plot(results: dict, path: Path) -> None:
     summary = results["summary"]
     tasks = list(dict.fromkeys(entry["task"] for entry in summary))
     roles = method_columns(results["settings"]) + ["4ds_adapted_teacher"]
-    colours = {
-        "student_scratch": "#7f7f7f",
-        "kd": "#1f77b4",
-        "two_stage": "#2ca02c",
-        "4ds": "#d62728",
-        "4ds+guard": "#9467bd",
-        "4ds_adapted_teacher": "#ff9896",
-    }
+    colours = COLOURS
     figure = Figure(figsize=(5.5 * len(tasks), 4.2))
     width = 0.8 / len(roles)
     # Zoom in on the range the bars span (10-point steps): differences of a point or two are the story.
@@ -376,3 +435,27 @@ def plot(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure).print_png(str(path))
 
+
+
+def plot_curves(results: dict, path: Path) -> bool:
+    """Mean validation accuracy along training per method, one panel per (task, budget); False if no curves."""
+    entries = [entry for entry in results["summary"] if entry.get("validation_curves")]
+    if not entries:
+        return False
+    figure = Figure(figsize=(4.2 * len(entries), 3.6))
+    for index, entry in enumerate(entries):
+        axes = figure.add_subplot(1, len(entries), index + 1)
+        for method, curve in entry["validation_curves"].items():
+            axes.plot(curve["steps"], [100 * value for value in curve["mean_accuracy"]], marker="o", markersize=3,
+                      label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
+        axes.set_title(f"{entry['task']} {entry['budget']}", fontsize=10)
+        axes.set_xlabel("student step")
+        axes.set_ylabel("validation accuracy (%)")
+        axes.grid(alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"{results['suite']}: validation curves, mean over seeds")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure).print_png(str(path))
+    return True

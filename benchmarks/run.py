@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(results, out / f"{results_name}.json")
     (out / f"{results_name}.md").write_text(report.markdown(results))
     report.plot(results, out / f"{results_name}.png")
+    report.plot_curves(results, out / f"{results_name}-curves.png")
     print(f"wrote {out / results_name}.json, .md and .png ({len(cells)}/{expected_cells} cells)", flush=True)
     print(f"load average at end {load_end}; this invocation took {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 1 if failed_workers else 0

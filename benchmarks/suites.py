@@ -214,6 +214,8 @@ SUITES: dict[str, Suite] = {
             teacher_images_per_class=None,
             test_images_per_class=None,
             latency_repeats=2,
+            monitor_images_per_class=2,
+            monitor_points=2,
         ),
         teacher_arch="resnet18",
         student_arch="resnet18",

@@ -180,3 +180,27 @@ def test_tasks_are_dealt_round_robin_to_workers() -> None:
     assert task_groups(("a",), 1) == [["a"]]
     with pytest.raises(SystemExit):
         parse_arguments(["--jobs", "0"])
+
+
+@pytest.mark.slow
+def test_semi_supervised_setting_gives_every_distiller_the_rest_of_the_training_split(tmp_path: Path) -> None:
+    run = _run_smoke(
+        tmp_path / "work", tmp_path / "out", "--semi-supervised", "--tasks", "demo-source-demo-target",
+        "--seeds", "0", "--skip-deployment",
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "smoke-semi.json").read_text())
+    assert results["settings"]["unlabelled_ratio"] == 1.0
+    target_train = next(d for d in results["domains"] if d["name"] == "demo-target")["images"]["train"]
+    monitoring = 2 * 10  # 2 per class, held out of the labelled and the unlabelled pools
+    for cell in results["cells"]:
+        if cell["method"] in ("kd", "two_stage", "4ds", "4ds+guard"):
+            assert cell["unlabelled_images"] == target_train - cell["labelled_images"] - monitoring
+        else:
+            assert cell["unlabelled_images"] == 0  # scratch has no label-free term: never drawn
+        if cell["method"] != "4ds+guard":  # the guard judges on its own held-out quarter instead
+            assert cell["monitoring_images"] == monitoring and cell["trained_on_images"] == cell["labelled_images"]
+            assert [step for step, _ in cell["validation_curves"]["student"]] == [1, 2]
+    markdown = (tmp_path / "out" / "smoke-semi.md").read_text()
+    assert "unlabelled)" in markdown and "Had the students stopped improving?" in markdown
+    assert (tmp_path / "out" / "smoke-semi-curves.png").stat().st_size > 0
