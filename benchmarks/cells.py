@@ -37,6 +37,7 @@ from benchmarks.domains import (
 )
 from benchmarks.suites import BudgetSpec, Suite, TaskSpec, cell_run_config, fingerprint, split_guard, teacher_run_config
 from fourds.config import RunConfig
+from fourds.data.datasets import unlabelled_dataset
 from fourds.evaluation.metrics import evaluate_classifier
 from fourds.models import load_classifier, save_classifier
 from fourds.training.callbacks import Callback
@@ -306,10 +307,7 @@ def train_and_evaluate(
     train_set = target.dataset(train_rows, config.data, train=True, classes=classes)
     evaluation_set = target.dataset(scored_rows, config.data, train=False, classes=classes)
     val_set = None if val_rows is None else target.dataset(val_rows, config.data, train=False, classes=classes)
-    # Labels of the unlabelled pool exist in a benchmark; the trainer drops them unread.
-    unlabelled_set = (
-        None if unlabelled_rows is None else target.dataset(unlabelled_rows, config.data, train=True, classes=classes)
-    )
+    unlabelled_set = None if unlabelled_rows is None else unlabelled_dataset(target.root, unlabelled_rows, config.data)
     per_class = train_rows["label"].value_counts()
 
     load_before = load_average()

@@ -24,7 +24,7 @@ import pandas as pd
 
 from fourds.data.datasets import ImageTableDataset, build_transforms
 from fourds.data.demo import generate_demo_domains
-from fourds.data.sources import file_sha256
+from fourds.data.sources import UNLABELLED_SPLIT, file_sha256
 from fourds.data.table import image_folder_table, labelled_subset, read_image_table, write_image_table
 from fourds.config import DataConfig
 from benchmarks.suites import BudgetSpec, DomainSpec
@@ -180,8 +180,10 @@ def labelled_images(domain: Domain, budget: BudgetSpec, seed: int, *, held_out: 
 
 def unlabelled_images(domain: Domain, labelled: pd.DataFrame, held_out: pd.DataFrame | None = None) -> pd.DataFrame:
     """The semi-supervised setting's unlabelled pool: every target training image outside the label
-    budget and the monitoring images (their labels are never read: the trainer drops them)."""
-    return _without(_without(domain.rows("train"), labelled), held_out).reset_index(drop=True)
+    budget and the monitoring images, with its label removed and split ``unlabelled`` (as an ingested
+    domain's unlabelled images are), so the library's ``unlabelled_dataset`` reads it."""
+    pool = _without(_without(domain.rows("train"), labelled), held_out)
+    return pool.assign(label="", split=UNLABELLED_SPLIT).reset_index(drop=True)
 
 
 def _without(rows: pd.DataFrame, excluded: pd.DataFrame | None) -> pd.DataFrame:
