@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 a run started and failed (data validation, non-finite loss,
 ONNX parity, a rejected weights file...); 2 the command could not start (bad arguments,
-configuration or paths). Errors print one line ``error: ...`` on stderr; ``--debug``
-adds the Python traceback.
+configuration or paths); 4 (``distill``, ``demo``, ``watch``) the run finished and its
+student was registered but not promoted to champion (the gates it failed are printed).
+Errors print one line ``error: ...`` on stderr; ``--debug`` adds the Python traceback.
 
 Adding a command: define a function under ``@cli.command()`` (or a group such as
 ``teacher``), decorate it with ``@workspace_options`` when it needs the workspace and
@@ -30,6 +31,8 @@ from fourds.config import ConfigError, RunConfig, load_config
 from fourds.workspace import Workspace
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+EXIT_NOT_PROMOTED = 4
+"""A run finished and registered its student, but the promotion gates kept it a challenger."""
 
 
 class UsageProblem(click.UsageError):
@@ -159,8 +162,10 @@ def demo(session: Session, images_per_class: int) -> None:
     teacher_ref = f"{registered_teacher.model_name}/{registered_teacher.version}"
     distill_outcome = _run_distill_pipeline(session, domain="target", data_source=str(sources["target"]),
                                             teacher=teacher_ref)
-    _print_distill_result(session, distill_outcome)
+    promoted = _print_distill_result(session, distill_outcome)
     _print_timings([teacher_outcome, distill_outcome], total_seconds=time.perf_counter() - started)
+    if not promoted:
+        raise click.exceptions.Exit(EXIT_NOT_PROMOTED)
 
 
 @cli.group()
@@ -220,7 +225,10 @@ def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec
 @workspace_options
 def distill(session: Session, domain: str, data_source: str, teacher_ref: str | None, sha256: str | None,
             cron: str | None) -> None:
-    """Distil the frozen teacher into a student for DOMAIN; register it and promote if it wins."""
+    """Distil the frozen teacher into a student for DOMAIN; register it and promote if it wins.
+
+    Exits with 4 when the run finished but its student stays challenger (docs/REGISTRY.md, promotion gates).
+    """
     if cron:
         from fourds.operations.cli_commands import schedule_distill
 
@@ -230,8 +238,50 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
     check_teacher_reference(session, teacher_ref)
     outcome = _run_distill_pipeline(session, domain=domain, data_source=data_source,
                                     teacher=teacher_ref, data_sha256=sha256)
-    _print_distill_result(session, outcome)
+    promoted = _print_distill_result(session, outcome)
     _print_timings([outcome], total_seconds=outcome.wall_seconds)
+    if not promoted:
+        raise click.exceptions.Exit(EXIT_NOT_PROMOTED)
+
+
+# --- using a model ------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model_ref", metavar="MODEL_REF")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_FOLDER...")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (every class's probability) instead of a table.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Images per onnxruntime call.")
+@workspace_options
+def predict(session: Session, model_ref: str, images: tuple[str, ...], as_json: bool, batch_size: int) -> None:
+    """Classify images with a student: the class and its probability per image.
+
+    MODEL_REF is a registered student (NAME@ALIAS such as fourds-student-x@champion,
+    NAME/VERSION, or a bare NAME for its champion) or an exported .onnx file. Folders are
+    searched recursively for image files. The model's own recorded preprocessing (input
+    size, resize, crop, normalisation) and class names are used.
+    """
+    from fourds.inference import ModelInputError, classify_images, collect_images, preprocessing_for, render_predictions
+    from fourds.registry import configure_mlflow, load_onnx_classifier
+
+    try:
+        files = collect_images(images)
+    except FileNotFoundError as exc:
+        raise UsageProblem(str(exc)) from None
+    if not model_ref.endswith(".onnx") and not Path(model_ref).is_file():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        configure_mlflow(session.workspace.ensure(), session.config.tracking)
+    try:
+        classifier, loaded = load_onnx_classifier(model_ref, fallback_preprocessing=preprocessing_for(
+            session.config.data))
+        predictions = classify_images(classifier, files, batch_size=batch_size)
+    except ModelInputError as exc:
+        raise UsageProblem(str(exc)) from None
+    if not as_json:
+        click.echo(f"model: {loaded} ({len(classifier.classes)} classes, input "
+                   f"{classifier.preprocessing.image_size}x{classifier.preprocessing.image_size})")
+    click.echo(render_predictions(predictions, as_json=as_json))
 
 
 # --- registry ----------------------------------------------------------------------------
@@ -335,7 +385,8 @@ def _parse_classes(spec: str) -> list[str]:
     return names
 
 
-def _print_distill_result(session: Session, outcome) -> None:
+def _print_distill_result(session: Session, outcome) -> bool:
+    """The run's accuracies, the promotion decision and where the champion is; returns whether it was promoted."""
     from fourds.registry import configure_mlflow
 
     configure_mlflow(session.workspace, session.config.tracking)
@@ -347,25 +398,38 @@ def _print_distill_result(session: Session, outcome) -> None:
     guard = registered.tags.get("fourds.guard")
     if guard is not None:
         click.echo(f"  scratch guard: {guard}")
+    click.echo("  target test accuracy:")
     for name in sorted(evaluation.metrics):
         if name.endswith("/accuracy"):
-            click.echo(f"  {name}: {evaluation.metrics[name]:.4f}")
+            click.echo(f"    {name.removeprefix('test/').removesuffix('/accuracy')}: {evaluation.metrics[name]:.4f}")
     if evaluation.champion_version is not None:
         from fourds.registry.promotion import ACCURACY_METRIC
 
-        accuracy = evaluation.champion_metrics.get(ACCURACY_METRIC)
-        shown = f"{accuracy:.4f}" if accuracy is not None else "not recorded"
+        recorded = evaluation.champion_metrics.get(ACCURACY_METRIC)
+        rescored = evaluation.champion_test_accuracy
+        shown = (f"{rescored:.4f} on this run's test split" if rescored is not None
+                 else f"not re-scored ({evaluation.champion_score_problem})")
+        if recorded is not None:
+            shown += f", {recorded:.4f} recorded at its registration"
         click.echo(f"  champion before this run: version {evaluation.champion_version}, test accuracy {shown}")
-    click.echo("promoted to champion" if promotion.promoted else "not promoted")
+    if promotion.promoted:
+        click.echo(f"promoted to champion: version {promotion.version}")
+    else:
+        click.echo(f"not promoted: version {promotion.version} stays challenger "
+                   f"(exit status {EXIT_NOT_PROMOTED}); the gates:")
     for reason in promotion.reasons:
         click.echo(f"  {reason}")
-    click.echo(f"champion: models:/{promotion.model_name}@champion = version {promotion.champion_version}")
-    if promotion.champion_version is not None:
+    if promotion.champion_version is None:
+        click.echo(f"champion: none yet (models:/{promotion.model_name}@champion is not set)")
+    else:
         from mlflow import MlflowClient
 
+        click.echo(f"champion: models:/{promotion.model_name}@champion = version {promotion.champion_version}")
         files = MlflowClient().get_model_version_download_uri(promotion.model_name, promotion.champion_version)
-        click.echo(f"  its files: {files.removeprefix('file://')}/ (model.onnx, extra_files/student.safetensors)")
+        click.echo(f"  its files: {files.removeprefix('file://')}/data/classifier/ (model.onnx, student.safetensors)")
+        click.echo(f"  use it: fourds predict {promotion.model_name}@champion IMAGE_OR_FOLDER...")
     click.echo(f"this run's ONNX file: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
+    return promotion.promoted
 
 
 def _print_timings(outcomes, *, total_seconds: float) -> None:

@@ -222,9 +222,26 @@ class ExportConfig(_Strict):
 
 
 class PromotionConfig(_Strict):
-    """Gates a challenger must pass to become the domain's champion."""
+    """Gates a challenger must pass to become the domain's champion (docs/REGISTRY.md).
 
-    min_accuracy_gain: float = Field(0.0, description="challenger acc >= champion acc + this")
+    Every challenger, a domain's first version included, must reach ``min_accuracy`` and
+    beat the source teacher on the target test split; with a champion in place it must
+    also reach the champion's accuracy, re-scored on the same test split, plus
+    ``min_accuracy_gain``.
+    """
+
+    min_accuracy: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "target test accuracy a challenger needs at least; None = halfway between chance and 1, "
+            "(1 + 1/num_classes) / 2 (0.55 for 10 classes, 0.75 for 2)"
+        ),
+    )
+    min_accuracy_gain: float = Field(
+        0.0, ge=0, description="challenger acc >= champion acc (re-scored on this run's test split) + this"
+    )
     max_parity_abs_diff: float = Field(1e-4, gt=0, description="ONNX vs PyTorch max abs logit difference")
     max_latency_ms: float | None = Field(None, gt=0, description="ONNX batch-1 CPU latency budget")
     max_size_mb: float | None = Field(None, gt=0, description="ONNX file size budget")

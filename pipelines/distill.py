@@ -39,7 +39,7 @@ def distill_pipeline(
     evaluation = evaluate_models(config, run, ingested, trained, teacher)
     onnx_model = export_onnx(config, run, trained)
     registered = register_student(config, run, ingested, teacher, validation, trained, evaluation, onnx_model)
-    promote_student(config, run, registered)
+    promote_student(config, run, registered, evaluation)
 
 
 def run_distill(

@@ -101,7 +101,11 @@ class EvaluationSummary(BaseModel):
     champion_version: str | None = None
     """The domain's champion when this run was evaluated (None: first run, or a teacher)."""
     champion_metrics: dict[str, float] = Field(default_factory=dict)
-    """That champion's metrics as recorded at its registration, for comparison."""
+    """That champion's ``test_accuracy`` as recorded at its registration (on its own run's test split)."""
+    champion_test_accuracy: float | None = None
+    """That champion re-scored on this run's test split: what promotion compares (also ``test/champion/accuracy``)."""
+    champion_score_problem: str | None = None
+    """Why the champion could not be re-scored (then ``champion_test_accuracy`` is None)."""
 
 
 class ExportedOnnx(BaseModel):

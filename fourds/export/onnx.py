@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import onnx
 import onnxruntime
 import torch
 from torch import nn
+
+from fourds.inference.onnx_classifier import CLASSES_KEY, PREPROCESSING_KEY, ImagePreprocessing
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -63,12 +66,16 @@ def export_onnx(
     opset: int = 18,
     channels: int = 3,
     arch: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> OnnxExport:
     """Export ``model`` (images ``(B, channels, image_size, image_size)`` -> logits) to ``path``.
 
     The batch dimension is dynamic. torch's exporter implements opset 18 and newer; a
     lower request is converted when onnxscript can, otherwise the file stays at 18 and
     ``OnnxExport.opset`` says so. ``arch`` only names the model in error messages.
+    ``metadata`` is written into the file's ``metadata_props`` (what a user of the file
+    needs besides the graph: preprocessing and class names, see
+    :func:`fourds.export.onnx.classifier_metadata`).
     """
     if opset < MIN_OPSET:
         raise ValueError(f"ONNX opset must be >= {MIN_OPSET}, got {opset}")
@@ -105,6 +112,9 @@ def export_onnx(
         raise OnnxExportError(f"exporting {name} to ONNX reported success but wrote no file at {path}")
 
     proto = onnx.load(str(path))
+    if metadata:
+        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **metadata})
+        onnx.save_model(proto, str(path))
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
@@ -129,6 +139,21 @@ def export_onnx(
         image_size=image_size,
         num_classes=int(num_classes),
     )
+
+
+def classifier_metadata(preprocessing: ImagePreprocessing, classes: list[str], **extra: str) -> dict[str, str]:
+    """The ``metadata_props`` that make an exported classifier usable on its own.
+
+    Its preprocessing (input side, resize, centre crop, RGB channel order, pixel scale,
+    normalisation) and its class names in output order, under the keys
+    :class:`~fourds.inference.onnx_classifier.OnnxImageClassifier` reads; ``extra``
+    (e.g. ``arch``, ``domain``) goes in as ``fourds.<name>``.
+    """
+    return {
+        PREPROCESSING_KEY: preprocessing.to_json(),
+        CLASSES_KEY: json.dumps(list(classes)),
+        **{f"fourds.{name}": str(value) for name, value in extra.items()},
+    }
 
 
 def check_parity(

@@ -44,8 +44,9 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
 
     Compares each domain's DVC md5 with the one of its last successful run. Meant for
     cron or a systemd timer (docs/OPERATIONS.md). Exit codes: 0 nothing to do or every
-    run succeeded; 1 a run failed or a domain folder is invalid; 2 usage error;
-    3 another watcher is running on this workspace (nothing was done).
+    run succeeded and was promoted; 1 a run failed or a domain folder is invalid; 2 usage
+    error; 3 another watcher is running on this workspace (nothing was done); 4 every run
+    succeeded but at least one student was not promoted (it stays challenger).
     """
     workspace = session.workspace
     source = source_dir or workspace.data_dir

@@ -47,6 +47,9 @@ EXIT_USAGE = 2
 """The command could not start: bad arguments, configuration or paths."""
 EXIT_LOCKED = 3
 """Another watcher holds the lock on this workspace; nothing was done."""
+EXIT_NOT_PROMOTED = 4
+"""Every due run succeeded, but at least one registered a student the promotion gates kept a challenger
+(the same code as ``fourds distill``; a failure, exit 1, takes precedence)."""
 
 
 class WatchLocked(RuntimeError):
@@ -155,8 +158,15 @@ class WatchReport:
         return [outcome for outcome in self.outcomes if not outcome.succeeded]
 
     @property
+    def not_promoted(self) -> list[DomainOutcome]:
+        """Successful runs whose student stayed challenger."""
+        return [o for o in self.outcomes if o.succeeded and o.summary is not None and o.summary.promoted is False]
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_RUN_FAILED if self.failed or self.plan.invalid else EXIT_OK
+        if self.failed or self.plan.invalid:
+            return EXIT_RUN_FAILED
+        return EXIT_NOT_PROMOTED if self.not_promoted else EXIT_OK
 
 
 # --- state of the last successful run per domain ------------------------------------------------
@@ -361,6 +371,7 @@ def summarize(report: WatchReport) -> str:
     failed = len(report.failed)
     invalid = len(report.plan.invalid)
     unchanged = sum(1 for decision in report.plan.decisions if decision.action == "unchanged")
-    return (f"watch: {ran} run(s), {ran - failed} succeeded, {failed} failed; "
+    not_promoted = len(report.not_promoted)
+    return (f"watch: {ran} run(s), {ran - failed} succeeded ({not_promoted} not promoted), {failed} failed; "
             f"{unchanged} unchanged; {invalid} invalid")
 

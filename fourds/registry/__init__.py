@@ -6,9 +6,12 @@ See docs/REGISTRY.md for the registry layout, tags, aliases and promotion gates.
 from fourds.registry.aliases import CHALLENGER, CHAMPION, alias_history, alias_version, move_alias, rollback
 from fourds.registry.errors import RegistryError
 from fourds.registry.models import (
+    LoadedStudent,
     LoadedTeacher,
     RegisteredModelVersion,
     import_teacher,
+    load_onnx_classifier,
+    load_student,
     load_teacher,
     register_student,
     register_teacher,
@@ -16,11 +19,14 @@ from fourds.registry.models import (
     student_model_name,
 )
 from fourds.registry.promotion import (
+    ChampionScore,
     PromotionDecision,
     champion_metrics,
     decide_promotion,
+    default_min_accuracy,
     gate_metrics,
     promote_if_better,
+    score_champion,
 )
 from fourds.registry.status import DomainStatus, domain_status, render_status_table
 from fourds.registry.tracking import MlflowMetricsCallback, configure_mlflow, experiment_for_domain, log_config
@@ -28,7 +34,9 @@ from fourds.registry.tracking import MlflowMetricsCallback, configure_mlflow, ex
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "ChampionScore",
     "DomainStatus",
+    "LoadedStudent",
     "LoadedTeacher",
     "MlflowMetricsCallback",
     "PromotionDecision",
@@ -39,10 +47,13 @@ __all__ = [
     "champion_metrics",
     "configure_mlflow",
     "decide_promotion",
+    "default_min_accuracy",
     "domain_status",
     "experiment_for_domain",
     "gate_metrics",
     "import_teacher",
+    "load_onnx_classifier",
+    "load_student",
     "load_teacher",
     "log_config",
     "move_alias",
@@ -52,5 +63,6 @@ __all__ = [
     "render_status_table",
     "resolve_model_version",
     "rollback",
+    "score_champion",
     "student_model_name",
 ]

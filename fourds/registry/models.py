@@ -1,20 +1,31 @@
 """Students and teachers in the MLflow model registry: what a version holds and how to find it again.
 
-* Students: one registered model per domain, ``<student_model_prefix><domain>``. A version
-  is an MLflow ``onnx``-flavour model (``model.onnx``, byte-identical to the exported file)
-  with the PyTorch weights beside it (``extra_files/student.safetensors``), tagged with
-  every lineage fact (:class:`~fourds.lineage.record.LineageRecord`). Each new version
-  gets the alias ``challenger``; ``champion`` is the promotion policy's to move.
-* Teachers: one registered model (``TrackingConfig.teacher_model_name``); a version is a
-  folder holding ``teacher.safetensors`` (weights + arch, classes, stem in its header),
-  tagged with the class list and the DVC md5 of the data it was trained on. A teacher
-  trained on source domain ``mnist`` also gets the alias ``mnist``.
+Every registered version is an MLflow ``python_function`` model that classifies a batch
+of uint8 RGB images by itself (``mlflow.pyfunc.load_model(uri).predict(images)``; the
+signature and an input example are stored with it), because the preprocessing and the
+class names travel with it.
 
-No pickle anywhere: weights are safetensors, models are ONNX.
+* Students: one registered model per domain, ``<student_model_prefix><domain>``. A version
+  holds ``data/classifier/model.onnx`` (byte-identical to the exported, parity-checked
+  file, whose ``metadata_props`` record the preprocessing and class names) and the
+  PyTorch weights beside it (``data/classifier/student.safetensors``); its pyfunc loader
+  is :mod:`fourds.inference.onnx_classifier`, stored in the model as
+  ``code/fourds_onnx_classifier.py`` (needs numpy, Pillow, onnxruntime, pandas; not
+  fourds). Tagged with every lineage fact (:class:`~fourds.lineage.record.LineageRecord`).
+  Each new version gets the alias ``challenger``; ``champion`` is the promotion policy's to move.
+* Teachers: one registered model (``TrackingConfig.teacher_model_name``); a version holds
+  ``data/classifier/teacher.safetensors`` (weights + arch, classes, stem in its header)
+  and ``preprocessing.json``, with :mod:`fourds.inference.torch_classifier` as its pyfunc
+  loader (needs fourds installed), tagged with the class list and the DVC md5 of the
+  data it was trained on. A teacher trained on source domain ``mnist`` also gets the
+  alias ``mnist``.
+
+No pickle anywhere: weights are safetensors, models are ONNX, loaders are plain modules.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import re
@@ -26,27 +37,38 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
-import mlflow.onnx
+import mlflow.pyfunc
 import numpy as np
 import onnx
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
+from mlflow.types import ColSpec, Schema, TensorSpec
 from torch import nn
 
 from fourds.config import RunConfig, TrackingConfig
 from fourds.export.onnx import sha256_file
+from fourds.inference import onnx_classifier, preprocessing_for, torch_classifier
+from fourds.inference.onnx_classifier import (
+    CLASSES_KEY,
+    ONNX_FILE,
+    PREPROCESSING_KEY,
+    ImagePreprocessing,
+    ModelInputError,
+    OnnxImageClassifier,
+)
 from fourds.lineage.record import MISSING_TAG, LineageRecord, code_commit
 from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, load_classifier, save_classifier
 from fourds.registry.aliases import (
     CHALLENGER,
+    CHAMPION,
     current_user,
     get_model_version,
     get_registered_model,
     move_alias,
 )
 from fourds.registry.errors import RegistryError
+from fourds.registry.promotion import version_description
 from fourds.registry.tracking import experiment_for_domain
 
 KIND_TAG = "fourds.kind"
@@ -57,10 +79,22 @@ STEM_TAG = "fourds.stem"
 SOURCE_DOMAIN_TAG = "fourds.source_domain"
 DATA_MD5_TAG = "fourds.data_domain_md5"  # LineageRecord.data_domain_md5: the data it was trained on
 WEIGHTS_SHA256_TAG = "fourds.weights_sha256"
-STUDENT_ONNX_MODEL = "student"
+PREPROCESSING_TAG = "fourds.preprocessing"
+STUDENT_MODEL = "student"
+"""Artifact path of a student's MLflow model in its run."""
 STUDENT_WEIGHTS_FILE = "student.safetensors"
-TEACHER_ARTIFACT_DIR = "teacher"
-TEACHER_WEIGHTS_FILE = "teacher.safetensors"
+STUDENT_LOADER_MODULE = "fourds_onnx_classifier"
+"""A student's pyfunc loader: :mod:`fourds.inference.onnx_classifier`, stored in the model's ``code/``."""
+TEACHER_MODEL = "teacher"
+TEACHER_WEIGHTS_FILE = torch_classifier.WEIGHTS_FILE
+TEACHER_PREPROCESSING_FILE = torch_classifier.PREPROCESSING_FILE
+TEACHER_LOADER_MODULE = "fourds.inference.torch_classifier"
+CLASSIFIER_DATA_DIR = "classifier"
+"""The folder of a registered model's files (``<model>/data/classifier/``)."""
+IMAGE_BATCH_INPUT = (
+    "uint8 RGB images, shape (N, H, W, 3), any H and W (resized and centre-cropped as recorded in 'preprocessing'); "
+    "output: one row per image with label, label_index and probability"
+)
 IMPORTED_TEACHERS_DOMAIN = "imported-teachers"
 
 
@@ -128,9 +162,12 @@ def register_student(
 
     ``weights_path`` is the student's safetensors file (its header gives arch, classes and
     stem); ``onnx_path`` the exported, parity-checked ONNX file, whose sha256 must still be
-    ``lineage.onnx_sha256``. Refuses (RegistryError) a student whose data did not pass
-    validation. ``metrics`` are merged into ``lineage.metrics``; the promotion gates read
-    them from the version's tags (names: ``fourds.registry.promotion.gate_metrics``).
+    ``lineage.onnx_sha256`` and whose metadata must record its preprocessing and the same
+    class names (:func:`fourds.export.onnx.classifier_metadata`). Refuses (RegistryError) a
+    student whose data did not pass validation. ``metrics`` are merged into
+    ``lineage.metrics``; the promotion gates read them from the version's tags (names:
+    ``fourds.registry.promotion.gate_metrics``). ``plots`` are logged under ``plots/``
+    (the pipeline leaves them out: its evaluation step logged them already).
     """
     run = mlflow.active_run()
     if run is None:
@@ -162,17 +199,28 @@ def register_student(
         lineage, domain=domain, onnx_sha256=onnx_sha256, mlflow_run_id=run.info.run_id, metrics=merged_metrics
     )
     proto = onnx.load(str(onnx_path))
+    preprocessing = _recorded_preprocessing(onnx_path, info.classes)
     with tempfile.TemporaryDirectory() as scratch:
-        weights_copy = Path(scratch) / STUDENT_WEIGHTS_FILE
-        shutil.copyfile(weights_path, weights_copy)
-        logged = mlflow.onnx.log_model(
-            proto,
-            name=STUDENT_ONNX_MODEL,
-            signature=_onnx_signature(proto),
-            pip_requirements=mlflow.onnx.get_default_pip_requirements(),
-            save_as_external_data=False,
-            extra_files=[str(weights_copy)],
-            metadata={"classes": info.classes, "arch": info.arch, "stem": info.stem, "domain": domain},
+        data = Path(scratch) / CLASSIFIER_DATA_DIR
+        data.mkdir()
+        shutil.copyfile(onnx_path, data / ONNX_FILE)  # byte-identical: the sha256 in the lineage stays true
+        shutil.copyfile(weights_path, data / STUDENT_WEIGHTS_FILE)
+        logged = mlflow.pyfunc.log_model(
+            name=STUDENT_MODEL,
+            loader_module=STUDENT_LOADER_MODULE,
+            data_path=str(data),
+            code_paths=[str(_student_loader_copy(Path(scratch)))],
+            signature=image_batch_signature(),
+            input_example=example_image_batch(preprocessing),
+            pip_requirements=_requirements("onnxruntime", "numpy", "pillow", "pandas"),
+            metadata={
+                "classes": info.classes,
+                "arch": info.arch,
+                "stem": info.stem,
+                "domain": domain,
+                "preprocessing": preprocessing.to_dict(),
+                "input": IMAGE_BATCH_INPUT,
+            },
         )
     for plot in plots:
         mlflow.log_artifact(str(plot), artifact_path="plots")
@@ -183,6 +231,7 @@ def register_student(
         ARCH_TAG: info.arch,
         STEM_TAG: info.stem,
         CLASSES_TAG: json.dumps(info.classes),
+        PREPROCESSING_TAG: preprocessing.to_json(),
         "fourds.onnx_opset": str(_declared_opset(proto)),
         "fourds.onnx_size_bytes": str(onnx_path.stat().st_size),
     }
@@ -190,9 +239,13 @@ def register_student(
     _ensure_registered_model(
         model_name,
         tags={KIND_TAG: "student", DOMAIN_TAG: domain},
-        description=f"fourds students for the domain {domain!r} (ONNX + safetensors); see docs/REGISTRY.md",
+        description=(
+            f"fourds students for the domain {domain!r}: MLflow pyfunc models (ONNX + safetensors) that take a "
+            "uint8 RGB image batch; `models:/<name>@champion` serves the domain. See docs/REGISTRY.md"
+        ),
     )
     version = mlflow.register_model(logged.model_uri, model_name, tags=tags)
+    MlflowClient().update_model_version(model_name, version.version, description=version_description(tags))
     move_alias(model_name, CHALLENGER, version.version, who=current_user(), reason="new version registered")
     return RegisteredModelVersion(model_name, str(version.version), run.info.run_id, version.source, tags)
 
@@ -208,13 +261,17 @@ def register_teacher(
     metrics: dict[str, float] | None = None,
     config: RunConfig | None = None,
     extra_tags: dict[str, str] | None = None,
+    preprocessing: ImagePreprocessing | None = None,
 ) -> RegisteredModelVersion:
-    """Log a teacher's safetensors file to the active run and register it as a new teacher version.
+    """Log a teacher to the active run as an MLflow pyfunc model and register it as a new teacher version.
 
     The file's header must describe it (``save_classifier`` writes arch, classes, stem);
     ``arch``/``classes``/``stem``, when given, are checked against it. ``config`` names
-    the registered model (``tracking.teacher_model_name``) and its hash is recorded. A
-    teacher with a ``source_domain`` also gets that domain as an alias (``fourds-teacher@mnist``).
+    the registered model (``tracking.teacher_model_name``), its hash is recorded and its
+    ``data`` section gives the input preprocessing unless ``preprocessing`` is given. The
+    model is the safetensors file plus ``preprocessing.json`` with
+    :mod:`fourds.inference.torch_classifier` as its loader: no pickle. A teacher with a
+    ``source_domain`` also gets that domain as an alias (``fourds-teacher@mnist``).
     """
     run = mlflow.active_run()
     if run is None:
@@ -222,12 +279,30 @@ def register_teacher(
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="teacher")
     _, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
     model_name = (config.tracking if config else TrackingConfig()).teacher_model_name
+    preprocessing = preprocessing or preprocessing_for((config or RunConfig()).data)
 
     with tempfile.TemporaryDirectory() as scratch:
-        named = Path(scratch) / TEACHER_WEIGHTS_FILE
-        shutil.copyfile(weights_path, named)
-        mlflow.log_artifact(str(named), artifact_path=TEACHER_ARTIFACT_DIR)
-    source = mlflow.get_artifact_uri(TEACHER_ARTIFACT_DIR)
+        data = Path(scratch) / CLASSIFIER_DATA_DIR
+        data.mkdir()
+        shutil.copyfile(weights_path, data / TEACHER_WEIGHTS_FILE)
+        (data / TEACHER_PREPROCESSING_FILE).write_text(preprocessing.to_json() + "\n")
+        logged = mlflow.pyfunc.log_model(
+            name=TEACHER_MODEL,
+            loader_module=TEACHER_LOADER_MODULE,
+            data_path=str(data),
+            signature=image_batch_signature(),
+            input_example=example_image_batch(preprocessing),
+            pip_requirements=_requirements("torch", "torchvision", "safetensors", "numpy", "pillow", "pandas"),
+            metadata={
+                "classes": info.classes,
+                "arch": info.arch,
+                "stem": info.stem,
+                "source_domain": source_domain,
+                "preprocessing": preprocessing.to_dict(),
+                "input": IMAGE_BATCH_INPUT,
+                "needs": "fourds installed (loader module fourds.inference.torch_classifier)",
+            },
+        )
 
     facts = LineageRecord(
         data_domain_md5=data_md5,
@@ -243,6 +318,7 @@ def register_teacher(
         ARCH_TAG: info.arch,
         CLASSES_TAG: json.dumps(info.classes),
         STEM_TAG: info.stem,
+        PREPROCESSING_TAG: preprocessing.to_json(),
         WEIGHTS_SHA256_TAG: sha256_file(weights_path),
         **({SOURCE_DOMAIN_TAG: source_domain} if source_domain else {}),
         **(extra_tags or {}),
@@ -250,9 +326,23 @@ def register_teacher(
     _ensure_registered_model(
         model_name,
         tags={KIND_TAG: "teacher"},
-        description="fourds frozen teachers (safetensors with arch, classes and stem); see docs/REGISTRY.md",
+        description=(
+            "fourds frozen teachers: MLflow pyfunc models (safetensors with arch, classes and stem, no pickle) "
+            "that take a uint8 RGB image batch; see docs/REGISTRY.md"
+        ),
     )
-    version = MlflowClient().create_model_version(model_name, source=source, run_id=run.info.run_id, tags=tags)
+    version = mlflow.register_model(logged.model_uri, model_name, tags=tags)
+    accuracy = (metrics or {}).get("test/teacher/accuracy")
+    MlflowClient().update_model_version(
+        model_name,
+        version.version,
+        description=(
+            f"Teacher {info.arch} for {len(info.classes)} classes"
+            + (f", trained on {source_domain!r}" if source_domain else "")
+            + (f"; test accuracy on its own domain {accuracy:.4f}" if accuracy is not None else "")
+            + "."
+        ),
+    )
     domain_alias = _alias_for_domain(source_domain)
     if domain_alias:
         move_alias(
@@ -262,7 +352,7 @@ def register_teacher(
             who=current_user(),
             reason=f"latest teacher trained on {source_domain}",
         )
-    return RegisteredModelVersion(model_name, str(version.version), run.info.run_id, source, tags)
+    return RegisteredModelVersion(model_name, str(version.version), run.info.run_id, version.source, tags)
 
 
 def import_teacher(
@@ -335,18 +425,12 @@ def load_teacher(ref: str, *, classes: list[str] | None = None, tracking: Tracki
     if version.tags.get(KIND_TAG) not in (None, "teacher"):
         raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a teacher (asked for {ref!r})")
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(
-            mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=scratch)
-        )
-        candidates = sorted(folder.rglob("*.safetensors"))
-        if len(candidates) != 1:
-            found = ", ".join(p.name for p in candidates) or "none"
-            raise RegistryError(f"{where} should hold exactly one .safetensors file; found: {found}")
+        weights = _one_file(_download_version(version, scratch), "*.safetensors", where)
         try:
-            model, info = load_classifier(candidates[0], classes=classes)
+            model, info = load_classifier(weights, classes=classes)
         except WeightsError as exc:
-            raise WeightsError(str(exc).replace(str(candidates[0]), where)) from exc
-        weights_sha256 = sha256_file(candidates[0])
+            raise WeightsError(str(exc).replace(str(weights), where)) from exc
+        weights_sha256 = sha256_file(weights)
     return LoadedTeacher(
         model=model,
         arch=info.arch,
@@ -359,6 +443,91 @@ def load_teacher(ref: str, *, classes: list[str] | None = None, tracking: Tracki
         data_md5=version.tags.get(DATA_MD5_TAG),
         source_domain=version.tags.get(SOURCE_DOMAIN_TAG),
     )
+
+
+@dataclass
+class LoadedStudent:
+    """A registered student's PyTorch weights, with the preprocessing its version records."""
+
+    model: nn.Module
+    arch: str
+    classes: list[str]
+    stem: str
+    model_name: str
+    version: str
+    preprocessing: ImagePreprocessing | None
+    """None for a version registered before fourds recorded it (tag ``fourds.preprocessing``)."""
+
+
+def load_student(ref: str, *, tracking: TrackingConfig | None = None) -> LoadedStudent:
+    """Load a registered student's safetensors weights: ``name@alias``, ``name/<version>`` or a bare name."""
+    tracking = tracking or TrackingConfig()
+    version = resolve_model_version(ref)
+    where = f"{version.name} version {version.version}"
+    if version.tags.get(KIND_TAG) not in (None, "student"):
+        raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a student (asked for {ref!r})")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = _download_version(version, scratch)
+        weights = _one_file(folder, "*.safetensors", where)
+        model, info = load_classifier(weights)
+    recorded = version.tags.get(PREPROCESSING_TAG)
+    return LoadedStudent(
+        model=model,
+        arch=info.arch,
+        classes=info.classes,
+        stem=info.stem,
+        model_name=version.name,
+        version=str(version.version),
+        preprocessing=ImagePreprocessing.from_json(recorded) if recorded else None,
+    )
+
+
+def load_onnx_classifier(
+    ref: str, *, fallback_preprocessing: ImagePreprocessing | None = None
+) -> tuple[OnnxImageClassifier, str]:
+    """The ONNX classifier of a registered student (``name@alias``, ``name/<version>``) or of an ``.onnx`` file.
+
+    A bare registered name means its champion (``name@champion``). Returns the classifier
+    with a description of what was loaded. An ONNX file exported before fourds recorded
+    its preprocessing uses ``fallback_preprocessing`` (and the version's class tag for its
+    classes); without one it is refused with a message saying so.
+    """
+    path = Path(ref)
+    if path.suffix == ".onnx" or path.is_file():
+        if not path.is_file():
+            raise RegistryError(f"ONNX file not found: {path}")
+        return _onnx_classifier(path, fallback_preprocessing, None), str(path)
+    text = ref.strip().removeprefix("models:/")
+    version = resolve_model_version(text if "@" in text or "/" in text else f"{text}@{CHAMPION}")
+    where = f"{version.name} version {version.version}"
+    if version.tags.get(KIND_TAG) not in (None, "student"):
+        raise RegistryError(
+            f"{where} is a {version.tags[KIND_TAG]}, not a student: predict with a student's ONNX model "
+            "(a teacher loads with mlflow.pyfunc.load_model, see docs/REGISTRY.md)"
+        )
+    classes = json.loads(version.tags[CLASSES_TAG]) if CLASSES_TAG in version.tags else None
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = _download_version(version, scratch)
+        classifier = _onnx_classifier(_one_file(folder, "*.onnx", where), fallback_preprocessing, classes)
+    return classifier, f"models:/{version.name}/{version.version}"
+
+
+def image_batch_signature() -> ModelSignature:
+    """The pyfunc signature of every registered classifier: uint8 RGB images in, one labelled row per image out."""
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
+        outputs=Schema([ColSpec("string", "label"), ColSpec("long", "label_index"), ColSpec("double", "probability")]),
+    )
+
+
+def example_image_batch(preprocessing: ImagePreprocessing) -> np.ndarray:
+    """One mid-grey image, the input example stored with a model.
+
+    At most 32 pixels a side, whatever the network's input size: images of any size are
+    resized and cropped by the model, and the example is stored as JSON.
+    """
+    side = min(preprocessing.image_size, 32)
+    return np.full((1, side, side, 3), 128, dtype=np.uint8)
 
 
 def resolve_model_version(ref: str, *, default_name: str | None = None):
@@ -414,19 +583,61 @@ def _ensure_registered_model(name: str, *, tags: dict[str, str], description: st
                 raise
 
 
-def _onnx_signature(proto: onnx.ModelProto) -> ModelSignature:
-    """The MLflow signature read from the ONNX graph itself (symbolic dimensions become -1)."""
+def _recorded_preprocessing(onnx_path: Path, classes: list[str]) -> ImagePreprocessing:
+    """The preprocessing an exported student records, after checking its class names match the weights."""
+    props = {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    if PREPROCESSING_KEY not in props or CLASSES_KEY not in props:
+        raise RegistryError(
+            f"{onnx_path} does not record its preprocessing and class names (ONNX metadata {PREPROCESSING_KEY!r}, "
+            f"{CLASSES_KEY!r}), so the registered model could not be used on its own: export it with "
+            "export_onnx(..., metadata=classifier_metadata(preprocessing, classes))"
+        )
+    if json.loads(props[CLASSES_KEY]) != list(classes):
+        raise RegistryError(
+            f"{onnx_path} records the classes {props[CLASSES_KEY]}, but the student weights hold {json.dumps(classes)}"
+        )
+    return ImagePreprocessing.from_json(props[PREPROCESSING_KEY])
 
-    def spec(value_info) -> TensorSpec:
-        dims = value_info.type.tensor_type.shape.dim
-        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type)
-        return TensorSpec(np.dtype(dtype), shape, value_info.name)
 
-    return ModelSignature(
-        inputs=Schema([spec(item) for item in proto.graph.input]),
-        outputs=Schema([spec(item) for item in proto.graph.output]),
-    )
+def _onnx_classifier(
+    path: Path, fallback_preprocessing: ImagePreprocessing | None, classes: list[str] | None
+) -> OnnxImageClassifier:
+    try:
+        return OnnxImageClassifier(path)
+    except ModelInputError:
+        if fallback_preprocessing is None:
+            raise
+        return OnnxImageClassifier(path, preprocessing=fallback_preprocessing, classes=classes)
+
+
+def _student_loader_copy(folder: Path) -> Path:
+    """The student's pyfunc loader, as the top-level module the registered model imports."""
+    copy = folder / f"{STUDENT_LOADER_MODULE}.py"
+    shutil.copyfile(onnx_classifier.__file__, copy)
+    return copy
+
+
+def _requirements(*distributions: str) -> list[str]:
+    """Pinned pip requirements of the installed ``distributions`` (MLflow's inference would load the model)."""
+    pinned = []
+    for name in distributions:
+        try:
+            pinned.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def _download_version(version, scratch: str) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=scratch))
+
+
+def _one_file(folder: Path, pattern: str, where: str) -> Path:
+    candidates = sorted(folder.rglob(pattern))
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise RegistryError(f"{where} should hold exactly one {pattern} file; found: {found}")
+    return candidates[0]
 
 
 def _declared_opset(proto: onnx.ModelProto) -> int:

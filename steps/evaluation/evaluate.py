@@ -1,4 +1,4 @@
-"""Score every trained model, and the source teacher, on the domain's test split."""
+"""Score every trained model, the source teacher and the domain's current champion on this run's test split."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ from fourds.devices import select_device
 from fourds.evaluation.metrics import evaluate_models as evaluate_each
 from fourds.evaluation.plots import plot_confusion_matrix, plot_reliability_diagram
 from fourds.models import load_classifier
-from fourds.registry import champion_metrics, student_model_name
+from fourds.registry import score_champion, student_model_name
+from fourds.registry.promotion import ACCURACY_METRIC
 from steps.artifacts import EvaluationSummary, IngestedDomain, RunContext, TeacherWeights, TrainedModels
 from steps.data.datasets import domain_splits
 from steps.tracking.mlflow_run import resumed_mlflow_run
 from steps.tracking.zenml_model import log_model_metadata
 
 SOURCE_TEACHER = "source_teacher"
+CHAMPION_ACCURACY = "test/champion/accuracy"
 
 
 @step(enable_cache=False)
@@ -35,13 +37,10 @@ def evaluate_models(
     if teacher is not None:
         paths[SOURCE_TEACHER] = teacher.weights_path
     models = {role: load_classifier(path)[0] for role, path in paths.items()}
-    evaluations = evaluate_each(
-        models,
-        domain_splits(ingested, config, trained.classes).test,
-        trained.classes,
-        batch_size=config.data.eval_batch_size,
-        device=select_device(config.train.device),
-    )
+    test_set = domain_splits(ingested, config, trained.classes).test
+    device = select_device(config.train.device)
+    evaluations = evaluate_each(models, test_set, trained.classes, batch_size=config.data.eval_batch_size,
+                                device=device)
     metrics = dict(trained.extra_test_metrics)
     report_dir = Path(run.run_dir) / "evaluation"
     report_files = []
@@ -53,18 +52,28 @@ def evaluate_models(
             evaluation, report_dir / f"{role}_reliability.png", title=f"{role} (ECE {evaluation.ece:.3f})")))
 
     with resumed_mlflow_run(run, config):
+        # The domain's current champion, re-scored on this run's test split: promotion compares these figures.
+        champion = None
+        if "student" in paths:
+            champion = score_champion(student_model_name(run.domain, config.tracking), test_set, trained.classes,
+                                      batch_size=config.data.eval_batch_size, device=device)
+        if champion is not None:
+            mlflow.set_tag("fourds.champion_before", champion.version)
+            if champion.accuracy is not None:
+                metrics[CHAMPION_ACCURACY] = champion.accuracy
+            if champion.recorded_accuracy is not None:
+                mlflow.log_metric("champion/recorded_test_accuracy", champion.recorded_accuracy)
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(report_dir), artifact_path="evaluation")
-        # The domain's current champion, as recorded when it was registered, for the report.
-        champion = champion_metrics(student_model_name(run.domain, config.tracking)) if "student" in paths else None
-        if champion is not None:
-            mlflow.log_metrics({f"champion/{name}": value for name, value in champion[1].items()})
-            mlflow.set_tag("fourds.champion_before", champion[0])
     log_model_metadata({"test_metrics": metrics})
     return EvaluationSummary(
         metrics=metrics,
         per_class_accuracy={role: dict(evaluation.per_class_accuracy) for role, evaluation in evaluations.items()},
         report_files=report_files,
-        champion_version=champion[0] if champion else None,
-        champion_metrics=champion[1] if champion else {},
+        champion_version=champion.version if champion else None,
+        champion_metrics=(
+            {ACCURACY_METRIC: champion.recorded_accuracy} if champion and champion.recorded_accuracy is not None else {}
+        ),
+        champion_test_accuracy=champion.accuracy if champion else None,
+        champion_score_problem=champion.problem if champion else None,
     )

@@ -10,8 +10,9 @@ import mlflow
 from zenml import step
 
 from fourds.config import RunConfig
-from fourds.export.onnx import OnnxExportError, check_parity, measure_onnx_latency
+from fourds.export.onnx import OnnxExportError, check_parity, classifier_metadata, measure_onnx_latency
 from fourds.export.onnx import export_onnx as export_to_onnx
+from fourds.inference import preprocessing_for
 from fourds.models import load_classifier
 from steps.artifacts import ExportedOnnx, RunContext, TrainedModels
 from steps.tracking.mlflow_run import resumed_mlflow_run
@@ -25,8 +26,10 @@ def export_onnx(config: RunConfig, run: RunContext, trained: TrainedModels) -> A
         logging.getLogger(noisy).setLevel(logging.WARNING)
     student, info = load_classifier(trained.weights["student"])
     image_size = config.data.image_size
+    # The preprocessing and class names travel inside the file (metadata_props): it stands on its own.
+    metadata = classifier_metadata(preprocessing_for(config.data), info.classes, arch=info.arch, domain=run.domain)
     exported = export_to_onnx(student, Path(run.run_dir) / "student.onnx", image_size=image_size,
-                              opset=config.export.opset, arch=info.arch)
+                              opset=config.export.opset, arch=info.arch, metadata=metadata)
     parity = check_parity(student, exported.path, batch_size=config.export.parity_batch_size, image_size=image_size)
     # Batch 1 always: the promotion's latency budget is on batch-1 latency.
     latency_ms = {

@@ -21,6 +21,7 @@ from steps.artifacts import (
     TrainedModels,
     ValidationSummary,
 )
+from steps.evaluation.evaluate import SOURCE_TEACHER
 from steps.tracking.mlflow_run import resumed_mlflow_run
 from steps.tracking.zenml_model import log_model_metadata
 
@@ -62,6 +63,7 @@ def register_student(
     # What the promotion gates read, plus every evaluated model's test accuracy for the audit.
     metrics = gate_metrics(
         test_accuracy=evaluation.metrics["test/student/accuracy"],
+        source_teacher_accuracy=evaluation.metrics.get(f"test/{SOURCE_TEACHER}/accuracy"),
         parity_max_abs_diff=onnx_model.parity_max_abs_diff,
         latency_ms_batch1=onnx_model.latency_ms["1"],
         size_mb=onnx_model.size_bytes / 2**20,
@@ -73,8 +75,7 @@ def register_student(
             onnx_path=onnx_model.path,
             weights_path=trained.weights["student"],
             lineage=lineage,
-            metrics=metrics,
-            plots=evaluation.report_files,
+            metrics=metrics,  # the evaluation step logged its plots to the run already
             tracking=config.tracking,
         )
     log_model_metadata({"mlflow_model": registered.model_name, "mlflow_version": registered.version})

@@ -17,6 +17,7 @@ from PIL import Image
 from fourds.cli import main
 from fourds.operations.watch import (
     EXIT_LOCKED,
+    EXIT_NOT_PROMOTED,
     EXIT_OK,
     EXIT_RUN_FAILED,
     RunSummary,
@@ -26,6 +27,7 @@ from fourds.operations.watch import (
     lock_path,
     plan_watch,
     run_watch,
+    summarize,
     watch_lock,
 )
 from fourds.workspace import Workspace
@@ -207,6 +209,23 @@ def test_excluded_domain_is_shown_and_not_run(source, workspace):
     assert excluded.action == "excluded" and not excluded.due
     assert excluded.describe() == "excluded   photos  (a registered teacher's source domain)"
     assert runner.calls == ["sketches"] and report.exit_code == EXIT_OK
+
+
+def test_a_run_whose_student_was_not_promoted_succeeds_with_exit_4(source, workspace):
+    """Not promoted is not a failure (the data is recorded as done), but the exit status says so."""
+    write_domain(source / "photos", seed=5)
+
+    def runner(domain: WatchedDomain) -> RunSummary:
+        return RunSummary(run_name=f"distill-{domain.name}", model_version="1", promoted=domain.name == "photos")
+
+    with watch_lock(workspace):
+        report = run_watch(plan_watch(source, workspace), workspace, runner, echo=lambda line: None)
+
+    assert report.exit_code == EXIT_NOT_PROMOTED
+    assert [outcome.decision.domain.name for outcome in report.not_promoted] == ["sketches"]
+    assert set(load_state(workspace)) == {"photos", "sketches"}  # both done: not retried by the next pass
+    assert "2 succeeded (1 not promoted), 0 failed" in summarize(report)
+    assert one_pass(source, workspace, RecordingRunner()) == EXIT_OK  # nothing due any more
 
 
 def test_workspace_without_data_and_no_source_is_a_usage_error(capsys, tmp_path):

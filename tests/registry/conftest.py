@@ -7,6 +7,7 @@ each time.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import mlflow
@@ -19,10 +20,16 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from onnx import TensorProto, helper, numpy_helper
 
 from fourds.config import TrackingConfig
-from fourds.export.onnx import OnnxExport, sha256_file
+from fourds.export.onnx import OnnxExport, classifier_metadata, sha256_file
+from fourds.inference import ImagePreprocessing
 from fourds.lineage.record import LineageRecord
 from fourds.registry.tracking import configure_mlflow
 from fourds.workspace import Workspace
+
+
+TINY_CLASSES = ["zero", "one", "two"]
+"""The classes of the ``make_onnx`` classifiers (and of test_models.py's student weights)."""
+TINY_PREPROCESSING = ImagePreprocessing(image_size=4, resize_size=4, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +56,14 @@ def workspace(tmp_path, empty_mlflow_db, monkeypatch) -> Workspace:
 
 @pytest.fixture
 def make_onnx(tmp_path):
-    """Writes real, runnable ONNX classifiers (images (B, 3, 4, 4) -> logits (B, 3)) without a torch export."""
+    """Writes real, runnable ONNX classifiers (images (B, 3, 4, 4) -> logits (B, 3)) without a torch export,
+    with the metadata an exported student carries (``TINY_PREPROCESSING``, ``TINY_CLASSES``)."""
     return lambda name="student.onnx", seed=0: _write_tiny_onnx(tmp_path / name, seed)
 
 
 @pytest.fixture
 def bare_version():
-    """Creates registry versions that carry only metric tags: enough for aliases, promotion and status."""
+    """Creates registry versions that carry only metric and class-list tags: enough for aliases, promotion, status."""
     return _bare_student_version
 
 
@@ -69,6 +77,7 @@ def _write_tiny_onnx(path, seed: int) -> OnnxExport:
         initializer=[numpy_helper.from_array(weights, "weights")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    helper.set_model_props(model, classifier_metadata(TINY_PREPROCESSING, TINY_CLASSES))
     onnx.save_model(model, str(path))
     return OnnxExport(
         path=path,
@@ -82,11 +91,16 @@ def _write_tiny_onnx(path, seed: int) -> OnnxExport:
     )
 
 
-def _bare_student_version(model_name: str, metrics: dict[str, float], source: str = "file:///nowhere") -> str:
+def _bare_student_version(
+    model_name: str, metrics: dict[str, float], source: str = "file:///nowhere", num_classes: int | None = 10
+) -> str:
+    """A version tagged with ``metrics`` and a class list of ``num_classes`` names (None: no class list)."""
     client = MlflowClient()
     try:
         client.get_registered_model(model_name)
     except MlflowException:
         client.create_registered_model(model_name, tags={"fourds.kind": "student"})
     tags = LineageRecord(metrics=metrics).to_tags()
+    if num_classes is not None:
+        tags["fourds.classes"] = json.dumps([f"class{index}" for index in range(num_classes)])
     return str(client.create_model_version(model_name, source=source, tags=tags).version)

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from fourds.config import RunConfig
 from fourds.export.onnx import sha256_file
+from fourds.inference import ImagePreprocessing, OnnxImageClassifier
 from fourds.lineage.record import LineageRecord
 from fourds.models.weights import WeightsError, save_classifier
 from fourds.models.zoo import build_classifier
@@ -19,7 +20,7 @@ from fourds.registry.models import import_teacher, load_teacher, register_studen
 from fourds.registry.promotion import gate_metrics
 from fourds.registry.tracking import experiment_for_domain
 
-CLASSES = ["zero", "one", "two"]
+CLASSES = ["zero", "one", "two"]  # those of the make_onnx classifiers
 TEACHER_ARCH = "squeezenet1_1"  # the smallest torchvision classifier: fast to build and save
 
 
@@ -51,7 +52,8 @@ def _plot(path: Path) -> Path:
 
 def test_register_student_logs_onnx_weights_plots_and_lineage(workspace, make_onnx, tmp_path):
     exported = make_onnx()
-    metrics = gate_metrics(test_accuracy=0.9, parity_max_abs_diff=1e-7, latency_ms_batch1=0.3, size_mb=exported.size_mb)
+    metrics = gate_metrics(test_accuracy=0.9, source_teacher_accuracy=0.4, parity_max_abs_diff=1e-7,
+                           latency_ms_batch1=0.3, size_mb=exported.size_mb)
     experiment_for_domain("usps")
     with mlflow.start_run() as run:
         registered = register_student(
@@ -74,15 +76,59 @@ def test_register_student_logs_onnx_weights_plots_and_lineage(workspace, make_on
     assert tags["fourds.domain"] == "usps" and tags["fourds.kind"] == "student"
     assert json.loads(tags["fourds.classes"]) == CLASSES and tags["fourds.arch"] == TEACHER_ARCH
     assert float(tags["fourds.metric.test_accuracy"]) == 0.9
+    assert float(tags["fourds.metric.source_teacher_test_accuracy"]) == 0.4
+    description = MlflowClient().get_model_version("fourds-student-usps", "1").description
+    assert description.startswith("**usps** student, method **4ds**") and "Promotion: not decided yet" in description
     assert LineageRecord.from_tags(tags).data_md5 == "bb.dir"
 
     folder = Path(mlflow.artifacts.download_artifacts(registered.uri, dst_path=str(tmp_path / "download")))
-    assert sha256_file(folder / "model.onnx") == exported.sha256  # the very file that was checked
-    assert (folder / "extra_files" / "student.safetensors").is_file()
-    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    files = folder / "data" / "classifier"
+    assert sha256_file(files / "model.onnx") == exported.sha256  # the very file that was checked
+    assert (files / "student.safetensors").is_file()
+    assert sorted(p.name for p in folder.rglob("*.onnx")) == ["model.onnx"]  # one ONNX file: the audit re-hashes it
+    session = onnxruntime.InferenceSession(str(files / "model.onnx"), providers=["CPUExecutionProvider"])
     assert session.run(None, {"images": np.zeros((5, 3, 4, 4), np.float32)})[0].shape == (5, 3)
+    assert json.loads(tags["fourds.preprocessing"]) == {
+        "image_size": 4, "resize_size": 4, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "channel_order": "RGB",
+        "layout": "NCHW", "interpolation": "bilinear", "pixel_divisor": 255.0}
     plots = [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")]
     assert plots == ["plots/confusion.png"]
+
+
+def test_a_registered_student_predicts_through_mlflow_pyfunc(workspace, make_onnx, tmp_path):
+    """The champion loads with plain MLflow and classifies a uint8 image batch, as the README shows."""
+    exported = make_onnx()
+    experiment_for_domain("usps")
+    with mlflow.start_run():
+        registered = register_student("usps", onnx_path=exported.path,
+                                      weights_path=_student_weights(tmp_path / "w.safetensors"), lineage=_lineage(),
+                                      metrics={"test_accuracy": 0.9})
+    MlflowClient().set_registered_model_alias(registered.model_name, "champion", registered.version)
+    images = np.random.default_rng(0).integers(0, 256, (6, 9, 7, 3), dtype=np.uint8)  # any size: resized
+
+    model = mlflow.pyfunc.load_model("models:/fourds-student-usps@champion")
+    predicted = model.predict(images)
+
+    expected = OnnxImageClassifier(exported.path).probabilities(images)
+    assert list(predicted.columns) == ["label", "label_index", "probability"]
+    assert predicted["label"].tolist() == [CLASSES[i] for i in expected.argmax(axis=1)]
+    assert np.allclose(predicted["probability"], expected.max(axis=1))
+    assert model.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, -1, -1, 3)
+    assert model.metadata.metadata["preprocessing"]["image_size"] == 4
+    assert model.metadata.metadata["classes"] == CLASSES
+
+
+def test_a_student_onnx_without_its_preprocessing_is_refused(workspace, make_onnx, tmp_path):
+    import onnx
+
+    bare = tmp_path / "bare.onnx"
+    proto = onnx.load(str(make_onnx().path))
+    del proto.metadata_props[:]
+    onnx.save_model(proto, str(bare))
+    experiment_for_domain("usps")
+    with mlflow.start_run(), pytest.raises(RegistryError, match="does not record its preprocessing"):
+        register_student("usps", onnx_path=bare, weights_path=_student_weights(tmp_path / "w.safetensors"),
+                         lineage=_lineage())
 
 
 def test_each_registration_adds_a_version_and_moves_challenger(workspace, make_onnx, tmp_path):
@@ -150,6 +196,27 @@ def test_register_teacher_records_classes_arch_and_data(registered_teacher):
     assert (tags["fourds.arch"], tags["fourds.stem"], tags["fourds.kind"]) == (TEACHER_ARCH, "imagenet", "teacher")
     assert (tags["fourds.data_domain_md5"], tags["fourds.source_domain"]) == ("src.dir", "mnist")
     assert alias_version("fourds-teacher", "mnist") == "1"
+
+
+def test_the_teacher_loads_through_mlflow_pyfunc_without_pickle(registered_teacher, teacher_file, tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (2, 40, 30, 3), dtype=np.uint8)
+
+    model = mlflow.pyfunc.load_model("models:/fourds-teacher@mnist")
+    predicted = model.predict(images)
+
+    folder = Path(mlflow.artifacts.download_artifacts("models:/fourds-teacher/1", dst_path=str(tmp_path / "teacher")))
+    stored = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert "data/classifier/teacher.safetensors" in stored
+    assert not [name for name in stored if name.endswith((".pkl", ".pickle", ".pt", ".pth", ".cloudpickle"))]
+    flavor = model.metadata.flavors["python_function"]
+    assert flavor["loader_module"] == "fourds.inference.torch_classifier" and "python_model" not in flavor
+    torch.manual_seed(0)  # as in the teacher_file fixture
+    reference = build_classifier(TEACHER_ARCH, 3).eval()
+    preprocessing = ImagePreprocessing.from_json(MlflowClient().get_model_version("fourds-teacher", "1")
+                                                 .tags["fourds.preprocessing"])
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(preprocessing.batch(images))).argmax(dim=1).tolist()
+    assert predicted["label"].tolist() == [CLASSES[i] for i in expected]
 
 
 @pytest.mark.parametrize("ref", ["fourds-teacher@mnist", "fourds-teacher/1", "models:/fourds-teacher/1", "1",

@@ -7,7 +7,8 @@ from fourds.registry.status import domain_status, render_status_table
 
 
 def test_status_lists_each_domain_with_champion_and_challenger(workspace, bare_version):
-    usps_1 = bare_version("fourds-student-usps", {"test_accuracy": 0.91, "onnx_size_mb": 4.25, "onnx_parity_max_abs_diff": 0.0})
+    usps_1 = bare_version("fourds-student-usps", {"test_accuracy": 0.91, "onnx_size_mb": 4.25,
+                                                  "onnx_parity_max_abs_diff": 0.0, "source_teacher_test_accuracy": 0.3})
     # As the register step tags it: the domain holds 40 unlabelled images, training used 30 of them.
     for field, count in (("data_unlabelled_images", "40"), ("data_unlabelled_images_used", "30")):
         MlflowClient().set_model_version_tag("fourds-student-usps", usps_1, f"fourds.{field}", count)
