@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from fourds.config import ValidationConfig
+from fourds.data.data_docs import make_offline
 from fourds.data.sources import SPLITS, UNLABELLED_SPLIT
 from fourds.data.table import TABLE_COLUMNS, ImageTableError, read_image_table
 
@@ -152,10 +153,13 @@ def validate_table(
             default=str,
         )
     )
+    # GX's pages load their styling and the index's table from CDNs: make the site readable offline.
+    html_report = make_offline(docs_dir, title=f"Data validation of {len(table)} images", success=success,
+                               statistics=statistics, failures=[asdict(failure) for failure in failures])
     return ValidationReport(
         success=success,
         results_json=results_json,
-        html_report=docs_dir / "index.html",
+        html_report=html_report,
         failures=failures,
         statistics=statistics,
     )

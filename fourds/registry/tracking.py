@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,6 +118,38 @@ def log_config(config: RunConfig) -> None:
     mlflow.set_tag(CONFIG_HASH_TAG, config.config_hash())
 
 
+DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing", "unlabelled": "unlabelled"}
+"""The MLflow input context of each split of a domain's image table."""
+
+
+def log_domain_datasets(table_path: str | Path, *, domain: str, domain_md5: str, source: str) -> list[str]:
+    """Record a domain's splits as the active run's dataset inputs (``mlflow.log_input``); returns their names.
+
+    One dataset per split of the per-image table (``images.csv``), named ``<domain>/<split>``
+    with the split's context (``training``, ``validation``, ``testing``, ``unlabelled``), its
+    rows (path, label, content hash...) as the profile and schema, and the DVC md5 of the
+    domain folder as its digest: the MLflow run page then says exactly which data, by the
+    same hash ``dvc`` and the lineage tags use.
+    """
+    import mlflow.data
+
+    from fourds.data.table import read_image_table
+
+    _require_active_run("log_domain_datasets")
+    table = read_image_table(table_path)
+    names = []
+    for split, rows in table.groupby("split", sort=False):
+        name = f"{domain}/{split}"
+        with warnings.catch_warnings():  # MLflow's hints on an ambiguous local source and on integer columns
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(rows.reset_index(drop=True), source=source, name=name,
+                                              digest=domain_md5)
+            mlflow.log_input(dataset, context=DATASET_CONTEXTS.get(str(split), str(split)),
+                             tags={"fourds.data_domain_md5": domain_md5})
+        names.append(name)
+    return names
+
+
 class MlflowMetricsCallback(Callback):
     """Sends a trainer's metrics to the MLflow run that is active when training starts.
 
@@ -125,7 +158,13 @@ class MlflowMetricsCallback(Callback):
     * epochs: ``epoch/<metric>`` at step = epoch number (the per-epoch learning curve);
     * end: ``final/<metric>``, throughput, the history as JSON and a learning-curve plot.
 
-    ``prefix`` (e.g. ``"teacher/"``) keeps two trainings of one run apart.
+    ``prefix`` (e.g. ``"teacher/"``) keeps two trainings of one run apart. One callback
+    may follow several stages of a recipe (``fourds.training.recipes``): a stage that
+    names itself in ``on_train_start`` (``info["stage"]``, e.g. ``scratch_guard``,
+    ``finetune_teacher``) gets its own artifact folder, ``training/[<prefix>/]<stage>/``,
+    so its ``history.json`` and ``learning_curves.png`` sit beside the main stage's
+    (``training/[<prefix>/]``) instead of replacing them; its metric names carry the stage
+    already.
     """
 
     def __init__(self, prefix: str = "", *, log_every_steps: int = 10, plot_learning_curves: bool = True):
@@ -136,11 +175,13 @@ class MlflowMetricsCallback(Callback):
         self.plot_learning_curves = plot_learning_curves
         self._run_id: str | None = None
         self._client: MlflowClient | None = None
+        self._stage: str | None = None
 
     def on_train_start(self, info: dict) -> None:
         active = _require_active_run("MlflowMetricsCallback")
         self._run_id = active.info.run_id
         self._client = MlflowClient()
+        self._stage = info.get("stage") or None
         # Params cannot change within a run and a resumed run starts elsewhere: an artifact can.
         mlflow.log_dict(info, f"{self._artifact_dir()}/train_info_step{info.get('start_step', 0)}.json")
 
@@ -155,7 +196,10 @@ class MlflowMetricsCallback(Callback):
         self._log({f"epoch/{name}": value for name, value in metrics.items()}, epoch)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
-        self._client_for_run().set_tag(self._run_id, f"fourds.{self.prefix}last_checkpoint", f"{path} (step {step})")
+        stage = f"{self._stage}." if self._stage else ""
+        self._client_for_run().set_tag(
+            self._run_id, f"fourds.{self.prefix}{stage}last_checkpoint", f"{path} (step {step})"
+        )
 
     def on_train_end(self, result: TrainResult) -> None:
         summary = {f"final/{name}": value for name, value in result.metrics.items()}
@@ -169,7 +213,7 @@ class MlflowMetricsCallback(Callback):
         self._client_for_run().log_dict(self._run_id, {"history": result.history}, f"{directory}/history.json")
         if self.plot_learning_curves and result.history:
             with tempfile.TemporaryDirectory() as scratch:
-                title = f"Learning curves ({self.prefix.rstrip('/') or 'training'})"
+                title = f"Learning curves ({self._artifact_dir().removeprefix('training/') or 'training'})"
                 path = plot_learning_curves(result.history, Path(scratch) / "learning_curves.png", title=title)
                 self._client_for_run().log_artifact(self._run_id, str(path), directory)
 
@@ -185,7 +229,8 @@ class MlflowMetricsCallback(Callback):
         return self._client
 
     def _artifact_dir(self) -> str:
-        return "training/" + self.prefix.strip("/") if self.prefix.strip("/") else "training"
+        parts = [part for part in (self.prefix.strip("/"), self._stage) if part]
+        return "/".join(["training", *parts])
 
 
 def _require_active_run(who: str) -> mlflow.ActiveRun:

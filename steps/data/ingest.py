@@ -9,8 +9,10 @@ from zenml import step
 
 from fourds.config import RunConfig
 from fourds.data.ingest import ingest_domain
+from fourds.registry.tracking import log_domain_datasets
 from fourds.workspace import Workspace
 from steps.artifacts import IngestedDomain, RunContext
+from steps.tracking.mlflow_run import resumed_mlflow_run
 
 
 @step(enable_cache=False)  # the source may change behind the same path: always re-read it
@@ -26,6 +28,9 @@ def ingest_data(
         test_fraction=config.data.test_fraction,
         progress=config.train.progress,
     )
+    with resumed_mlflow_run(run, config):  # the run page lists each split, digest = the DVC md5
+        log_domain_datasets(result.table_path, domain=result.name, domain_md5=result.domain_md5,
+                            source=str(result.domain_dir))
     return IngestedDomain(
         name=result.name,
         domain_dir=str(result.domain_dir),

@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 
 from fourds.config import RunConfig
+from fourds.lineage.record import code_commit
 from fourds.registry.tracking import configure_mlflow, experiment_for_domain, log_config
 from fourds.workspace import Workspace
 from steps.artifacts import RunContext
@@ -22,9 +23,15 @@ from steps.artifacts import RunContext
 def start_mlflow_run(
     workspace: Workspace, config: RunConfig, *, domain: str, run_name: str, tags: dict[str, str]
 ) -> tuple[str, str]:
-    """Create the run in the domain's experiment and log the configuration; returns (experiment id, run id)."""
+    """Create the run in the domain's experiment and log the configuration; returns (experiment id, run id).
+
+    The run is tagged with the code's git commit (``mlflow.source.git.commit``, which the
+    MLflow UI shows as the run's source version, and ``fourds.code_commit``).
+    """
     configure_mlflow(workspace, config.tracking)
     experiment_id = experiment_for_domain(domain, config.tracking, workspace=workspace)
+    commit = code_commit()
+    tags = {"mlflow.source.git.commit": commit, "fourds.code_commit": commit, **tags}
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as active:
         log_config(config)
         return experiment_id, active.info.run_id

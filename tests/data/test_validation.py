@@ -44,11 +44,31 @@ def test_clean_domain_passes_and_writes_both_reports(image_folder, workspace, tm
     index = report.html_report.read_text()
     assert report.html_report.name == "index.html" and "<html" in index.lower()
     pages = list((report.html_report.parent / "validations").rglob("*.html"))
-    assert len(pages) == 3 and "Validation-Results" in index
+    assert len(pages) == 3 and "Data validation <b>passed</b>" in index
     images_page = next(page for page in pages if page.parent.parent.parent.name == "images")
     assert "every label is in the teacher&#39;s class list" in images_page.read_text() or (
         "every label is in the teacher's class list" in images_page.read_text()
     )
+
+
+def test_the_data_docs_read_offline(image_folder, tmp_path):
+    """No stylesheet or script from a CDN; a static index that links every check's pages and names failures."""
+    import re
+
+    (image_folder / "dog" / "03.png").write_bytes(b"not a png")
+    report = _validate(image_folder, tmp_path / "report")
+    site = report.html_report.parent
+
+    for page in site.rglob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"<(script|link)\b[^>]*(src|href)=[\"']https?://", text), page
+        stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+fourds_offline.css)">', text)
+        assert stylesheet and (page.parent / stylesheet.group(1)).is_file(), page
+    index = report.html_report.read_text()
+    assert "Data validation <b>FAILED</b>" in index and "<code>dog/03.png</code>" in index
+    links = re.findall(r'href="((?:validations|expectations)/[^"]+)"', index)
+    assert len(links) == 6 and all((site / link).is_file() for link in links)
+    assert "<script" not in index
 
 
 def test_corrupt_png_fails_naming_the_file(image_folder, tmp_path):

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 from fourds.config import RunConfig, TrackingConfig, TrainConfig, load_config
 from fourds.method.base import Method, StepOutput
+from fourds.models.zoo import build_classifier
 from fourds.registry.tracking import (
     CONFIG_ARTIFACT,
     MlflowMetricsCallback,
@@ -19,6 +21,7 @@ from fourds.registry.tracking import (
     experiment_for_domain,
     flatten_params,
     log_config,
+    log_domain_datasets,
 )
 from fourds.training.trainer import Trainer
 from fourds.workspace import Workspace
@@ -124,6 +127,62 @@ def test_callback_logs_a_real_training_run(workspace):
 
     artifacts = {a.path for a in client.list_artifacts(run_id, "training/teacher")}
     assert {"training/teacher/history.json", "training/teacher/learning_curves.png"} <= artifacts
+
+
+def test_the_distilled_students_curves_survive_a_guard_stage(workspace, tmp_path):
+    """distill() runs the 4Ds stage, then the scratch guard through the same callback: each keeps its curves."""
+    from fourds.training.recipes import GUARD_STAGE, distill
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(24, 3, 8, 8, generator=generator)
+    labels = torch.arange(24) % 2
+    train_set, val_set = TensorDataset(images[:16], labels[:16]), TensorDataset(images[16:], labels[16:])
+    config = load_config(overrides={
+        "method": "4ds",
+        "model": {"teacher_arch": "resnet18", "student_arch": "resnet18", "stem": "small_input"},
+        "data": {"batch_size": 8, "image_size": 8, "resize_size": None},
+        "train": {"max_steps": 2, "progress": False, "device": "cpu"},
+    })
+    teacher = build_classifier("resnet18", 2, stem="small_input")
+
+    experiment_for_domain("usps")
+    with mlflow.start_run() as run:
+        result = distill(config, teacher, train_set, val_set, num_classes=2, callbacks=[MlflowMetricsCallback()])
+
+    assert GUARD_STAGE in result.train_results  # premise: the guard stage ran through the callback
+    client = MlflowClient()
+    main = {a.path for a in client.list_artifacts(run.info.run_id, "training")}
+    guard = {a.path for a in client.list_artifacts(run.info.run_id, f"training/{GUARD_STAGE}")}
+    assert {"training/history.json", "training/learning_curves.png"} <= main
+    assert {f"training/{GUARD_STAGE}/history.json", f"training/{GUARD_STAGE}/learning_curves.png"} <= guard
+    history = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="training/history.json")).read_text())["history"]
+    guard_history = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path=f"training/{GUARD_STAGE}/history.json")).read_text())["history"]
+    assert any(name.startswith("train/") for name in history[-1])  # the distilled student's own names
+    assert all(name.startswith(f"{GUARD_STAGE}/") or name in ("step", "epoch") for name in guard_history[-1])
+
+
+def test_domain_splits_are_logged_as_datasets_with_the_dvc_md5_as_digest(workspace, tmp_path):
+    table = tmp_path / "images.csv"
+    header = "path,label,split,width,height,mode,bytes,sha256,decodable\n"
+    rows = [f"{label}/{i}.png,{label},{split},8,8,L,90,{'a' * 64},True\n"
+            for i, (label, split) in enumerate([("cat", "train"), ("dog", "train"), ("cat", "val"), ("dog", "test")])]
+    rows.append(f"unlabelled/u.png,,unlabelled,8,8,L,90,{'b' * 64},True\n")
+    table.write_text(header + "".join(rows))
+    md5 = "0123456789abcdef0123456789abcdef.dir"  # a DVC directory md5: 36 characters
+
+    experiment_for_domain("pets")
+    with mlflow.start_run() as run:
+        names = log_domain_datasets(table, domain="pets", domain_md5=md5, source=str(tmp_path))
+
+    assert names == ["pets/train", "pets/val", "pets/test", "pets/unlabelled"]
+    inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    logged = {i.dataset.name: (i.dataset.digest, {t.key: t.value for t in i.tags}) for i in inputs}
+    assert set(logged) == set(names) and all(digest == md5 for digest, _ in logged.values())
+    assert logged["pets/train"][1]["mlflow.data.context"] == "training"
+    assert logged["pets/test"][1]["mlflow.data.context"] == "testing"
+    assert json.loads([i.dataset for i in inputs if i.dataset.name == "pets/train"][0].profile)["num_rows"] == 2
 
 
 def test_callback_refuses_to_train_without_a_run(workspace):
