@@ -112,20 +112,23 @@ def test_same_image_in_train_and_test_fails_naming_both_files(image_folder, work
     assert len(report.failures) == 1
 
 
-def test_unlabelled_copy_of_a_test_image_fails_naming_the_file(image_folder, tmp_path):
+@pytest.mark.parametrize("held_out", ["test", "val"])
+def test_unlabelled_copy_of_a_held_out_image_fails_naming_the_file(image_folder, tmp_path, held_out):
+    """Unlabelled images are trained on: a copy of a test image leaks the test split, one of a val image biases
+    what validation selects (the scratch guard's student, best_val weights). A copy of a train image is fine."""
     table, _ = image_folder_table(image_folder, progress=False)
-    test_image = table.loc[table["split"] == "test", "path"].iloc[0]
+    held_out_image = table.loc[table["split"] == held_out, "path"].iloc[0]
     train_image = table.loc[table["split"] == "train", "path"].iloc[0]
     add_unlabelled(image_folder, 3)
-    shutil.copy(image_folder / test_image, image_folder / "unlabelled" / "copy_of_test.png")
+    shutil.copy(image_folder / held_out_image, image_folder / "unlabelled" / "copy_of_held_out.png")
     shutil.copy(image_folder / train_image, image_folder / "unlabelled" / "copy_of_train.png")  # allowed
 
     report = _validate(image_folder, tmp_path / "report")
 
-    failure = _failure(report, "no unlabelled image has the content of a test image")
-    assert failure.examples == [f"{test_image} | unlabelled/copy_of_test.png"]
+    failure = _failure(report, "no unlabelled image has the content of a validation or test image")
+    assert failure.examples == [f"{held_out_image} | unlabelled/copy_of_held_out.png"]
     assert len(report.failures) == 1
-    with pytest.raises(DataValidationError, match="unlabelled/copy_of_test.png"):
+    with pytest.raises(DataValidationError, match="unlabelled/copy_of_held_out.png"):
         report.raise_for_failure()
 
 
