@@ -12,7 +12,8 @@ training data -> code commit and configuration (re-hashed from the run's logged 
 
 Each link ends ``ok``, ``missing`` (a fact or a record cannot be found) or ``mismatch``
 (two records disagree). The audit is complete only when every link is ``ok``; notes
-(data changed since, uncommitted code) are reported without failing it.
+(data changed since, uncommitted code, unlabelled-image counts a version registered
+before they existed lacks) are reported without failing it.
 """
 
 from __future__ import annotations
@@ -177,8 +178,7 @@ def data_link(record: LineageRecord, workspace: Workspace) -> Link:
     data_md5 = link.require("data_md5", record.data_md5)
     revision = link.require("git_revision", record.data_git_revision)
     link.require("table_sha256", record.table_sha256)
-    link.require("unlabelled_images", record.data_unlabelled_images)
-    link.require("unlabelled_images_used", record.data_unlabelled_images_used)
+    _check_unlabelled_counts(link, record)
     if revision is not None and not _git_has_commit(workspace.root, revision):
         link.missing.append(f"git revision {revision} is not in the repository holding {workspace.root}")
     if domain is None or data_md5 is None:
@@ -221,6 +221,26 @@ def data_link(record: LineageRecord, workspace: Workspace) -> Link:
         if now != domain_md5:
             link.notes.append(f"{current} has changed since this run (DVC md5 now {now})")
     return link
+
+
+def _check_unlabelled_counts(link: Link, record: LineageRecord) -> None:
+    """The counts of unlabelled images, when recorded: used <= in the domain.
+
+    Versions registered before fourds counted unlabelled images carry neither tag; that is
+    a note, not a missing fact (a version registered since without them lists them in
+    ``fourds.lineage_missing``, which the registry link reports).
+    """
+    total, used = record.data_unlabelled_images, record.data_unlabelled_images_used
+    link.facts.update(unlabelled_images=total, unlabelled_images_used=used)
+    absent = [label for label, value in (("unlabelled_images", total), ("unlabelled_images_used", used))
+              if value is None]
+    if absent:
+        link.notes.append(f"{' and '.join(absent)} not recorded (registered before fourds counted unlabelled images)")
+    if total is not None and used is not None and used > total:
+        link.mismatches.append(
+            f"unlabelled images used: the lineage tags record {used}, more than the {total} unlabelled images "
+            "they record in the domain"
+        )
 
 
 def _check_cached_table(link: Link, record: LineageRecord, cached_table: Path) -> None:

@@ -231,3 +231,24 @@ def test_tampered_onnx_file_is_reported_as_a_mismatch(watched, capsys):
     assert "hashes to" in link["mismatches"][0] and link["facts"]["sha256"] in link["mismatches"][0]
     others = [link["status"] for name, link in links_of(audit).items() if name != "ONNX"]
     assert set(others) == {"ok"}
+
+
+def test_a_version_registered_before_unlabelled_counts_existed_audits_complete_with_a_note(watched, capsys):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=watched.workspace.tracking_uri(), registry_uri=watched.workspace.tracking_uri())
+    name, version = watched.student_model, watched.state["model_version"]
+    keys = ("fourds.data_unlabelled_images", "fourds.data_unlabelled_images_used")
+    saved = {key: client.get_model_version(name, version).tags[key] for key in keys}
+    for key in keys:
+        client.delete_model_version_tag(name, version, key)
+    try:
+        code, audit, err = watched.lineage(capsys, f"{name}/{version}")
+    finally:
+        for key, value in saved.items():
+            client.set_model_version_tag(name, version, key, value)
+
+    data = links_of(audit)["data"]
+    assert code == 0 and audit["complete"], (data, err)
+    assert data["status"] == "ok" and data["facts"]["unlabelled_images"] is None
+    assert any("registered before fourds counted unlabelled images" in note for note in data["notes"])
