@@ -62,7 +62,7 @@ class KnowledgeDistillation(Method):
         student: nn.Module,
         temperature: float = 4.0,
         kd_weight: float = 1.0,
-        teacher_bn: BatchNormMode = "frozen",
+        teacher_bn: BatchNormMode = "adapt",
     ):
         super().__init__()
         check_bn_mode(teacher_bn)

@@ -179,7 +179,9 @@ def distill(
             checkpoint_key=_checkpoint_key(config, FINETUNE_STAGE, teacher_key),
         )
         seconds[FINETUNE_STAGE] = time.perf_counter() - stage_start
-        finetuned = working_teacher
+        # A snapshot: under teacher_bn="adapt" the KD stage moves the working teacher's BatchNorm
+        # statistics, and the fine-tuned teacher is reported as fine-tuning left it.
+        finetuned = copy.deepcopy(working_teacher)
 
     stage_start = time.perf_counter()
     seed_everything(config.train.seed, config.train.deterministic)

@@ -253,7 +253,7 @@ class Trainer:
                 epoch_index, done_in_epoch = divmod(state.step, budget.steps_per_epoch)
                 loader = self._epoch_loader(train_set, budget, epoch_index, skip_batches=done_in_epoch)
                 epoch_steps = range(state.step, min((epoch_index + 1) * budget.steps_per_epoch, budget.total_steps))
-                unlabelled_batches = self._unlabelled_loader(unlabelled_set, budget, epoch_steps)
+                unlabelled_batches = self._unlabelled_loader(unlabelled_set, budget, epoch_steps, epoch_index)
                 if saved_rng is not None:
                     # After rebuilding the epoch's order: the generators continue exactly
                     # where the interrupted run left them.
@@ -505,7 +505,7 @@ class Trainer:
             generator=torch.Generator().manual_seed(derived_seed(self.config.seed, "workers", epoch)),
         )
 
-    def _unlabelled_loader(self, unlabelled_set: Dataset | None, budget: _Budget, steps: range):
+    def _unlabelled_loader(self, unlabelled_set: Dataset | None, budget: _Budget, steps: range, epoch: int):
         """The unlabelled image batches of ``steps``, or None for each step when the method draws none."""
         if not budget.unlabelled_size:
             return itertools.repeat(None, len(steps))
@@ -517,7 +517,7 @@ class Trainer:
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
             worker_init_fn=_seed_worker_numpy,
-            generator=torch.Generator().manual_seed(derived_seed(self.config.seed, "unlabelled-workers", steps.start)),
+            generator=torch.Generator().manual_seed(derived_seed(self.config.seed, "unlabelled-workers", epoch)),
         )
         return (images for images, _ in loader)
 

@@ -76,3 +76,25 @@ def test_circular_distance_respects_wrap_around_where_the_reference_does_not():
 def test_unknown_distance_is_refused():
     with pytest.raises(ValueError, match="circular"):
         FusionActivation([1], [1], distance="euclid")
+
+
+def test_circular_distance_pools_phasors_not_angles_across_stages():
+    """Two stages (6x6 and 3x3) pooled to 3x3: each 2x2 block of the first is averaged as unit vectors."""
+    torch.manual_seed(1)
+    fusion = FusionActivation([1, 1], [1, 1], gate_reduction=1, distance="circular")
+    student = [torch.rand(1, 1, 6, 6) * 6 - 3, torch.rand(1, 1, 3, 3) * 6 - 3]
+    teacher = [torch.rand(1, 1, 6, 6) * 6 - 3, torch.rand(1, 1, 3, 3) * 6 - 3]
+
+    loss = fusion(student, teacher)
+
+    def phasors(phases):  # (cos, sin) per stage, the 6x6 one averaged over 2x2 blocks, channels concatenated
+        first = phases[0].reshape(1, 1, 3, 2, 3, 2)
+        cos = torch.cat([torch.cos(first).mean(dim=(3, 5)), torch.cos(phases[1])], dim=1)
+        sin = torch.cat([torch.sin(first).mean(dim=(3, 5)), torch.sin(phases[1])], dim=1)
+        return cos, sin
+
+    (student_cos, student_sin), (teacher_cos, teacher_sin) = phasors(student), phasors(teacher)
+    with torch.no_grad():
+        gate = fusion.gate(teacher_cos.mean(dim=(2, 3)))[:, :, None, None]
+    by_hand = (gate**2 * ((student_cos - teacher_cos) ** 2 + (student_sin - teacher_sin) ** 2) / 2).mean()
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)

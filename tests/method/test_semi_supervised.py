@@ -15,6 +15,7 @@ from torch import nn
 
 from fourds.config import FourDsConfig
 from fourds.method import FourDs, KnowledgeDistillation
+from fourds.models.taps import StageTaps
 
 TAU = 3.0
 KD_WEIGHT = 0.5
@@ -95,9 +96,20 @@ def test_fourds_fusion_term_covers_the_unlabelled_rows(batch):
         _tiny_net(0), _tiny_net(1), FourDsConfig(), teacher_stages=["stage1", "stage2"],
         student_stages=["stage1", "stage2"], input_shape=(3, 8, 8),
     ).train()
-    with_unlabelled = method.training_step(images, labels, unlabelled).losses["student/fusion"]
-    labelled_only = method.training_step(images, labels).losses["student/fusion"]
-    assert not torch.allclose(with_unlabelled, labelled_only)
+    fusion = method.training_step(images, labels, unlabelled).losses["student/fusion"].detach()
+
+    # The same term computed outside the step: both networks on all 6 rows, stage i paired with stage i.
+    every_row = torch.cat([images, unlabelled])
+    with torch.no_grad(), StageTaps(method.student, ["stage1", "stage2"]) as taps:
+        method.student(every_row)
+        student_features = taps.outputs()
+        _, teacher_phases = method.adapted_teacher(every_row)
+        expected = method.fusion(method.fusion.student_phases(student_features), teacher_phases)
+        labelled_rows_only = method.fusion(
+            method.fusion.student_phases([f[:2] for f in student_features]), [p[:2] for p in teacher_phases]
+        )
+    assert torch.allclose(fusion, expected, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(fusion, labelled_rows_only, rtol=1e-3)
 
 
 @pytest.mark.parametrize("teacher_bn", ["frozen", "adapt"])

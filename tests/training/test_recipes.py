@@ -148,3 +148,14 @@ def test_unknown_method_is_refused_before_any_work(teacher, target_data):
     object.__setattr__(config, "method", "mosaic")  # bypass validation, as a hand-built config could
     with pytest.raises(ValueError, match="unknown method 'mosaic'"):
         distill(config, teacher, *target_data, num_classes=NUM_CLASSES)
+
+
+def test_two_stage_reports_the_teacher_as_fine_tuning_left_it(teacher, target_data):
+    """Under teacher_bn='adapt' the KD stage moves the teacher's BatchNorm statistics; the reported
+    fine-tuned teacher must not depend on how long the KD stage ran."""
+    short = distill(_config("two_stage", max_steps=1), teacher, *target_data, num_classes=NUM_CLASSES)
+    longer_kd = _config("two_stage", max_steps=3)
+    longer_kd = longer_kd.model_copy(update={"teacher_train": _config("two_stage", max_steps=1).teacher_train})
+    longer = distill(longer_kd, teacher, *target_data, num_classes=NUM_CLASSES)
+    assert longer.train_results["distill"].steps == 3 and short.train_results["distill"].steps == 1
+    _assert_unchanged(longer.finetuned_teacher, _snapshot(short.finetuned_teacher))
