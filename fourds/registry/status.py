@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from fourds.config import TrackingConfig
-from fourds.lineage.record import METRIC_TAG_PREFIX, TAG_PREFIX
+from fourds.lineage.record import LineageRecord
 from fourds.registry.aliases import CHALLENGER, CHAMPION
 from fourds.registry.models import DOMAIN_TAG
 from fourds.registry.promotion import ACCURACY_METRIC, SIZE_METRIC
@@ -40,19 +40,20 @@ def domain_status(tracking: TrackingConfig | None = None) -> list[DomainStatus]:
         versions = {str(v.version): v for v in client.search_model_versions(f"name='{model.name}'")}
         champion = versions.get(str(model.aliases.get(CHAMPION)))
         challenger = versions.get(str(model.aliases.get(CHALLENGER)))
+        champion_facts, challenger_facts = _lineage(champion), _lineage(challenger)
         rows.append(
             DomainStatus(
                 domain=model.tags.get(DOMAIN_TAG) or model.name.removeprefix(prefix),
                 model_name=model.name,
                 num_versions=len(versions),
                 champion_version=str(champion.version) if champion else None,
-                champion_accuracy=_metric(champion, ACCURACY_METRIC),
-                champion_onnx_size_mb=_metric(champion, SIZE_METRIC),
+                champion_accuracy=champion_facts.metric(ACCURACY_METRIC),
+                champion_onnx_size_mb=champion_facts.metric(SIZE_METRIC),
                 champion_since=champion.tags.get(f"fourds.alias.{CHAMPION}.set_at") if champion else None,
                 challenger_version=str(challenger.version) if challenger else None,
-                challenger_accuracy=_metric(challenger, ACCURACY_METRIC),
-                champion_unlabelled_images=_count(champion, "data_unlabelled_images"),
-                champion_unlabelled_images_used=_count(champion, "data_unlabelled_images_used"),
+                challenger_accuracy=challenger_facts.metric(ACCURACY_METRIC),
+                champion_unlabelled_images=champion_facts.data_unlabelled_images,
+                champion_unlabelled_images_used=champion_facts.data_unlabelled_images_used,
             )
         )
     return sorted(rows, key=lambda row: row.domain)
@@ -95,23 +96,15 @@ def _all_registered_models(client: MlflowClient, prefix: str):
             return
 
 
-def _metric(version, name: str) -> float | None:
+def _lineage(version) -> LineageRecord:
+    """The lineage facts tagged on ``version``; none for no version, or one whose ``fourds.*`` tags do not parse
+    (shown as ``-``; ``fourds lineage`` names the bad tag)."""
     if version is None:
-        return None
-    raw = version.tags.get(METRIC_TAG_PREFIX + name)
+        return LineageRecord()
     try:
-        return float(raw) if raw is not None else None
+        return LineageRecord.from_tags(version.tags)
     except ValueError:
-        return None
-
-
-def _count(version, lineage_field: str) -> int | None:
-    """A count the lineage record tagged on the version (``fourds.<field>``), or None."""
-    raw = version.tags.get(TAG_PREFIX + lineage_field) if version is not None else None
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
+        return LineageRecord()
 
 
 def _shown_unlabelled(used: int | None, in_domain: int | None) -> str:
