@@ -24,6 +24,7 @@ from fourds.cli import (
     use_workspace_zenml_store,
     workspace_options,
 )
+from fourds.exit_codes import EXIT_LOCKED, EXIT_OK
 from fourds.operations import watch as watching
 
 
@@ -81,9 +82,9 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
             report = watching.run_watch(plan, workspace, run_distill_for, echo=click.echo)
     except watching.WatchLocked as locked:
         click.echo(f"error: {locked}", err=True)
-        raise click.exceptions.Exit(watching.EXIT_LOCKED) from None
+        raise click.exceptions.Exit(EXIT_LOCKED) from None
     click.echo(watching.summarize(report))
-    if report.exit_code != watching.EXIT_OK:
+    if report.exit_code != EXIT_OK:
         raise click.exceptions.Exit(report.exit_code)
 
 

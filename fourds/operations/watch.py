@@ -33,23 +33,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fourds.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK, EXIT_RUN_FAILED
 from fourds.workspace import Workspace
 
 STATE_FILE = "watch-state.json"
 LOCK_FILE = "watch.lock"
-
-# Exit codes of `fourds watch` (documented in docs/OPERATIONS.md).
-EXIT_OK = 0
-"""Nothing to do, or every due run succeeded."""
-EXIT_RUN_FAILED = 1
-"""At least one due domain could not be run or its run failed."""
-EXIT_USAGE = 2
-"""The command could not start: bad arguments, configuration or paths."""
-EXIT_LOCKED = 3
-"""Another watcher holds the lock on this workspace; nothing was done."""
-EXIT_NOT_PROMOTED = 4
-"""Every due run succeeded, but at least one registered a student the promotion gates kept a challenger
-(the same code as ``fourds distill``; a failure, exit 1, takes precedence)."""
 
 
 class WatchLocked(RuntimeError):

@@ -15,11 +15,8 @@ import pytest
 from PIL import Image
 
 from fourds.cli import main
+from fourds.exit_codes import EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_OK, EXIT_RUN_FAILED
 from fourds.operations.watch import (
-    EXIT_LOCKED,
-    EXIT_NOT_PROMOTED,
-    EXIT_OK,
-    EXIT_RUN_FAILED,
     RunSummary,
     WatchedDomain,
     WatchLocked,
