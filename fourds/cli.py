@@ -28,11 +28,10 @@ import click
 
 from fourds import __version__
 from fourds.config import ConfigError, RunConfig, load_config
+from fourds.exit_codes import EXIT_NOT_PROMOTED, EXIT_RUN_FAILED, EXIT_USAGE
 from fourds.workspace import Workspace
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-EXIT_NOT_PROMOTED = 4
-"""A run finished and registered its student, but the promotion gates kept it a challenger."""
 
 
 class UsageProblem(click.UsageError):
@@ -260,7 +259,8 @@ def predict(session: Session, model_ref: str, images: tuple[str, ...], as_json: 
     MODEL_REF is a registered student (NAME@ALIAS such as fourds-student-x@champion,
     NAME/VERSION, or a bare NAME for its champion) or an exported .onnx file. Folders are
     searched recursively for image files. The model's own recorded preprocessing (input
-    size, resize, crop, normalisation) and class names are used.
+    size, resize, crop, normalisation) and class names are used; a model registered before
+    fourds recorded them is given the configuration's data section, with a warning.
     """
     from fourds.inference import ModelInputError, classify_images, collect_images, preprocessing_for, render_predictions
     from fourds.registry import configure_mlflow, load_onnx_classifier
@@ -273,8 +273,11 @@ def predict(session: Session, model_ref: str, images: tuple[str, ...], as_json: 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         configure_mlflow(session.workspace.ensure(), session.config.tracking)
     try:
-        classifier, loaded = load_onnx_classifier(model_ref, fallback_preprocessing=preprocessing_for(
-            session.config.data))
+        assumed = (f"the data section of {session.config_file}" if session.config_file
+                   else "the default data section: give the model's own with --config")
+        classifier, loaded = load_onnx_classifier(
+            model_ref, fallback_preprocessing=preprocessing_for(session.config.data),
+            warn=lambda message: click.echo(f"warning: {message} ({assumed})", err=True))
         predictions = classify_images(classifier, files, batch_size=batch_size)
     except ModelInputError as exc:
         raise UsageProblem(str(exc)) from None
@@ -402,16 +405,13 @@ def _print_distill_result(session: Session, outcome) -> bool:
     for name in sorted(evaluation.metrics):
         if name.endswith("/accuracy"):
             click.echo(f"    {name.removeprefix('test/').removesuffix('/accuracy')}: {evaluation.metrics[name]:.4f}")
-    if evaluation.champion_version is not None:
-        from fourds.registry.promotion import ACCURACY_METRIC
-
-        recorded = evaluation.champion_metrics.get(ACCURACY_METRIC)
-        rescored = evaluation.champion_test_accuracy
-        shown = (f"{rescored:.4f} on this run's test split" if rescored is not None
-                 else f"not re-scored ({evaluation.champion_score_problem})")
-        if recorded is not None:
-            shown += f", {recorded:.4f} recorded at its registration"
-        click.echo(f"  champion before this run: version {evaluation.champion_version}, test accuracy {shown}")
+    champion = evaluation.champion
+    if champion is not None:
+        shown = (f"{champion.accuracy:.4f} on this run's test split" if champion.accuracy is not None
+                 else f"not re-scored ({champion.problem})")
+        if champion.recorded_accuracy is not None:
+            shown += f", {champion.recorded_accuracy:.4f} recorded at its registration"
+        click.echo(f"  champion before this run: version {champion.version}, test accuracy {shown}")
     if promotion.promoted:
         click.echo(f"promoted to champion: version {promotion.version}")
     else:
@@ -465,8 +465,8 @@ def _exit_code(exc: BaseException) -> int:
     from fourds.registry.errors import RegistryError
 
     if isinstance(exc, (click.UsageError, ConfigError, RegistryError, WeightsError)):
-        return 2
-    return 1
+        return EXIT_USAGE
+    return EXIT_RUN_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:

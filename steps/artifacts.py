@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from fourds.registry.promotion import ChampionScore
+
 
 class RunContext(BaseModel):
     """Identity of one pipeline run, shared by every step after the first."""
@@ -98,14 +100,10 @@ class EvaluationSummary(BaseModel):
     """Flat, MLflow-style names, ``test/<role>/<metric>``, e.g. ``test/student/accuracy``, ``test/student/ece``."""
     per_class_accuracy: dict[str, dict[str, float]] = Field(default_factory=dict)
     report_files: list[str] = Field(default_factory=list)
-    champion_version: str | None = None
-    """The domain's champion when this run was evaluated (None: first run, or a teacher)."""
-    champion_metrics: dict[str, float] = Field(default_factory=dict)
-    """That champion's ``test_accuracy`` as recorded at its registration (on its own run's test split)."""
-    champion_test_accuracy: float | None = None
-    """That champion re-scored on this run's test split: what promotion compares (also ``test/champion/accuracy``)."""
-    champion_score_problem: str | None = None
-    """Why the champion could not be re-scored (then ``champion_test_accuracy`` is None)."""
+    champion: ChampionScore | None = None
+    """The domain's champion when this run was evaluated, re-scored on this run's test split: what promotion
+    compares (its ``accuracy`` is also ``test/champion/accuracy``), beside the accuracy recorded at its
+    registration, or why it could not be scored. None: the domain had no champion, or a teacher run."""
 
 
 class ExportedOnnx(BaseModel):

@@ -42,16 +42,15 @@ def preprocessing_for(data: DataConfig) -> ImagePreprocessing:
 
 
 def eval_transform(preprocessing: ImagePreprocessing):
-    """The torchvision transform that ``preprocessing`` describes: for a ``preprocessing_for(data)``, the same
-    steps as ``fourds.data.datasets.build_transforms(data, train=False)`` (Resize, CenterCrop, ToTensor, Normalize)."""
-    from torchvision import transforms as T
+    """The torchvision transform that ``preprocessing`` describes: ``build_transforms(data, train=False)`` of the
+    :class:`DataConfig` it was recorded from (Resize, CenterCrop, ToTensor, Normalize)."""
+    from fourds.data.datasets import build_transforms
 
-    return T.Compose([
-        T.Resize(preprocessing.resize_size),
-        T.CenterCrop(preprocessing.image_size),
-        T.ToTensor(),
-        T.Normalize(preprocessing.mean, preprocessing.std),
-    ])
+    # model_construct: the recorded values were validated by ImagePreprocessing already, and a model may record
+    # an input smaller than a new run's DataConfig allows (image_size >= 8).
+    data = DataConfig.model_construct(image_size=preprocessing.image_size, resize_size=preprocessing.resize_size,
+                                      mean=preprocessing.mean, std=preprocessing.std)
+    return build_transforms(data, train=False)
 
 
 def collect_images(paths: Iterable[str | Path]) -> list[Path]:

@@ -73,8 +73,15 @@ class ImagePreprocessing:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def describe(self) -> str:
+        """One line for people: what is done to an image."""
+        return (f"resize the shorter side to {self.resize_size}, centre crop {self.image_size}x{self.image_size}, "
+                f"normalise with mean {list(self.mean)} and std {list(self.std)}")
+
     @classmethod
     def from_dict(cls, values: dict) -> ImagePreprocessing:
+        if not isinstance(values, dict):
+            raise ModelInputError(f"not a valid preprocessing description: {values!r} (expected a JSON object)")
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         try:
             known["mean"] = tuple(float(v) for v in known["mean"])
@@ -85,7 +92,12 @@ class ImagePreprocessing:
 
     @classmethod
     def from_json(cls, text: str) -> ImagePreprocessing:
-        return cls.from_dict(json.loads(text))
+        """Raises :class:`ModelInputError` for text that is not a valid description (JSON or not)."""
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelInputError(f"not a valid preprocessing description: {text!r} (not JSON: {exc})") from exc
+        return cls.from_dict(values)
 
     def __call__(self, image: Image.Image | np.ndarray) -> np.ndarray:
         """One image (PIL, or an ``(H, W)`` / ``(H, W, 3)`` uint8 array) -> ``(3, S, S)`` float32."""
@@ -139,11 +151,16 @@ class OnnxImageClassifier:
                     f"{self.path} does not record its preprocessing (metadata {PREPROCESSING_KEY!r}); "
                     "it was exported before fourds wrote it: give the preprocessing explicitly"
                 )
-            preprocessing = ImagePreprocessing.from_json(metadata[PREPROCESSING_KEY])
+            try:
+                preprocessing = ImagePreprocessing.from_json(metadata[PREPROCESSING_KEY])
+            except ModelInputError as exc:
+                raise ModelInputError(
+                    f"{self.path} records a malformed preprocessing (metadata {PREPROCESSING_KEY!r}): {exc}"
+                ) from None
         if classes is None:
             if CLASSES_KEY not in metadata:
                 raise ModelInputError(f"{self.path} does not record its class names (metadata {CLASSES_KEY!r})")
-            classes = json.loads(metadata[CLASSES_KEY])
+            classes = parse_class_names(metadata[CLASSES_KEY], f"{self.path} (metadata {CLASSES_KEY!r})")
         self.preprocessing = preprocessing
         self.classes = [str(name) for name in classes]
         self._input_name = self._session.get_inputs()[0].name
@@ -160,6 +177,17 @@ class OnnxImageClassifier:
     def probabilities(self, images: Sequence[Image.Image | np.ndarray] | np.ndarray) -> np.ndarray:
         """Softmax of :meth:`logits`, float64 for a stable sum."""
         return softmax(self.logits(images))
+
+
+def parse_class_names(text: str, where: str) -> list[str]:
+    """A JSON list of class names, as a model records them; :class:`ModelInputError` naming ``where`` otherwise."""
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError:
+        classes = None
+    if not isinstance(classes, list) or not classes or not all(isinstance(name, str) for name in classes):
+        raise ModelInputError(f"{where} records malformed class names: {text!r} (expected a JSON list of names)")
+    return classes
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,9 +57,17 @@ from fourds.inference.onnx_classifier import (
     ImagePreprocessing,
     ModelInputError,
     OnnxImageClassifier,
+    parse_class_names,
 )
 from fourds.lineage.record import MISSING_TAG, LineageRecord, code_commit
-from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, load_classifier, save_classifier
+from fourds.models.weights import (
+    SAFETENSORS_SUFFIXES,
+    TORCH_SUFFIXES,
+    ClassifierInfo,
+    WeightsError,
+    load_classifier,
+    save_classifier,
+)
 from fourds.registry.aliases import (
     CHALLENGER,
     CHAMPION,
@@ -268,7 +277,9 @@ def register_teacher(
     The file's header must describe it (``save_classifier`` writes arch, classes, stem);
     ``arch``/``classes``/``stem``, when given, are checked against it. ``config`` names
     the registered model (``tracking.teacher_model_name``), its hash is recorded and its
-    ``data`` section gives the input preprocessing unless ``preprocessing`` is given. The
+    ``data`` section gives the input preprocessing unless ``preprocessing`` is given; one of
+    the two is required (RegistryError), since the weights do not say how their inputs were
+    prepared and a guessed preprocessing would be recorded as a fact. The
     model is the safetensors file plus ``preprocessing.json`` with
     :mod:`fourds.inference.torch_classifier` as its loader: no pickle. A teacher with a
     ``source_domain`` also gets that domain as an alias (``fourds-teacher@mnist``).
@@ -276,10 +287,15 @@ def register_teacher(
     run = mlflow.active_run()
     if run is None:
         raise RegistryError("register_teacher needs an active MLflow run: call it inside `with mlflow.start_run():`")
+    if preprocessing is None and config is None:
+        raise RegistryError(
+            "register_teacher needs the teacher's input preprocessing: pass config= (its data section: image size, "
+            "resize, normalisation) or preprocessing="
+        )
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES, role="teacher")
     _, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
     model_name = (config.tracking if config else TrackingConfig()).teacher_model_name
-    preprocessing = preprocessing or preprocessing_for((config or RunConfig()).data)
+    preprocessing = preprocessing or preprocessing_for(config.data)
 
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / CLASSIFIER_DATA_DIR
@@ -363,15 +379,18 @@ def import_teacher(
     stem: str | None = None,
     source_domain: str | None = None,
     data_md5: str | None = None,
-    config: RunConfig | None = None,
+    config: RunConfig,
 ) -> RegisteredModelVersion:
     """Register an existing weights file (safetensors, or a torch ``weights_only`` state dict) as a teacher.
 
     A plain state dict says nothing about itself, so ``arch`` and ``classes`` are needed
     for it; for a safetensors file they are checked against its header. The version
     stores the weights re-saved as safetensors with that description, and records the
-    original file's path and sha256. Runs inside the active MLflow run, or opens one in
-    the ``<experiment_prefix><source_domain or "imported-teachers">`` experiment.
+    original file's path and sha256. ``config``'s ``data`` section is the preprocessing
+    recorded with the teacher (the weights do not say how their inputs were prepared), and
+    it names the registered model. Runs inside the
+    active MLflow run, or opens one in the ``<experiment_prefix><source_domain or
+    "imported-teachers">`` experiment.
     """
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES + TORCH_SUFFIXES, role="teacher")
     model, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
@@ -388,8 +407,7 @@ def import_teacher(
             metadata={**info.metadata, "imported_from": weights_path.name},
         )
         experiment = source_domain or IMPORTED_TEACHERS_DOMAIN
-        tracking = config.tracking if config else None
-        with _active_or_new_run(experiment, f"import-teacher-{weights_path.stem}", tracking):
+        with _active_or_new_run(experiment, f"import-teacher-{weights_path.stem}", config.tracking):
             return register_teacher(
                 normalised, source_domain=source_domain, data_md5=data_md5, extra_tags=imported, config=config
             )
@@ -420,26 +438,17 @@ def load_teacher(ref: str, *, classes: list[str] | None = None, tracking: Tracki
             source_domain=info.metadata.get("domain"),
         )
 
-    version = resolve_model_version(ref, default_name=tracking.teacher_model_name)
-    where = f"{version.name} version {version.version}"
-    if version.tags.get(KIND_TAG) not in (None, "teacher"):
-        raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a teacher (asked for {ref!r})")
-    with tempfile.TemporaryDirectory() as scratch:
-        weights = _one_file(_download_version(version, scratch), "*.safetensors", where)
-        try:
-            model, info = load_classifier(weights, classes=classes)
-        except WeightsError as exc:
-            raise WeightsError(str(exc).replace(str(weights), where)) from exc
-        weights_sha256 = sha256_file(weights)
+    registered = _load_registered_weights(ref, "teacher", default_name=tracking.teacher_model_name, classes=classes)
+    version, info = registered.version, registered.info
     return LoadedTeacher(
-        model=model,
+        model=registered.model,
         arch=info.arch,
         classes=info.classes,
         stem=info.stem,
         reference=ref,
         model_name=version.name,
         version=str(version.version),
-        weights_sha256=weights_sha256,
+        weights_sha256=registered.weights_sha256,
         data_md5=version.tags.get(DATA_MD5_TAG),
         source_domain=version.tags.get(SOURCE_DOMAIN_TAG),
     )
@@ -460,43 +469,55 @@ class LoadedStudent:
 
 
 def load_student(ref: str, *, tracking: TrackingConfig | None = None) -> LoadedStudent:
-    """Load a registered student's safetensors weights: ``name@alias``, ``name/<version>`` or a bare name."""
-    tracking = tracking or TrackingConfig()
-    version = resolve_model_version(ref)
-    where = f"{version.name} version {version.version}"
-    if version.tags.get(KIND_TAG) not in (None, "student"):
-        raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a student (asked for {ref!r})")
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = _download_version(version, scratch)
-        weights = _one_file(folder, "*.safetensors", where)
-        model, info = load_classifier(weights)
+    """Load a registered student's safetensors weights: ``name@alias``, ``name/<version>`` or a bare name.
+
+    Raises :class:`RegistryError` (no such version, not a student, not exactly one weights
+    file), :class:`~fourds.models.weights.WeightsError` (unreadable weights),
+    :class:`ModelInputError` (a malformed ``fourds.preprocessing`` tag), or MLflow's or the
+    file system's error when the version's files cannot be downloaded.
+    """
+    registered = _load_registered_weights(ref, "student")
+    version, info = registered.version, registered.info
     recorded = version.tags.get(PREPROCESSING_TAG)
+    preprocessing = None
+    if recorded:
+        try:
+            preprocessing = ImagePreprocessing.from_json(recorded)
+        except ModelInputError as exc:
+            raise ModelInputError(f"{registered.where} records a malformed preprocessing (tag {PREPROCESSING_TAG}): "
+                                  f"{exc}") from None
     return LoadedStudent(
-        model=model,
+        model=registered.model,
         arch=info.arch,
         classes=info.classes,
         stem=info.stem,
         model_name=version.name,
         version=str(version.version),
-        preprocessing=ImagePreprocessing.from_json(recorded) if recorded else None,
+        preprocessing=preprocessing,
     )
 
 
 def load_onnx_classifier(
-    ref: str, *, fallback_preprocessing: ImagePreprocessing | None = None
+    ref: str,
+    *,
+    fallback_preprocessing: ImagePreprocessing | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[OnnxImageClassifier, str]:
     """The ONNX classifier of a registered student (``name@alias``, ``name/<version>``) or of an ``.onnx`` file.
 
     A bare registered name means its champion (``name@champion``). Returns the classifier
-    with a description of what was loaded. An ONNX file exported before fourds recorded
-    its preprocessing uses ``fallback_preprocessing`` (and the version's class tag for its
-    classes); without one it is refused with a message saying so.
+    with a description of what was loaded. The preprocessing and class names the ONNX file
+    records are used; malformed ones raise :class:`ModelInputError` naming the model. An
+    ONNX file exported before fourds recorded its preprocessing uses
+    ``fallback_preprocessing`` (and the version's class tag for its classes) and says so
+    through ``warn`` (default: :func:`warnings.warn`), naming what it assumed; without a
+    fallback it is refused with a message saying so.
     """
     path = Path(ref)
     if path.suffix == ".onnx" or path.is_file():
         if not path.is_file():
             raise RegistryError(f"ONNX file not found: {path}")
-        return _onnx_classifier(path, fallback_preprocessing, None), str(path)
+        return _onnx_classifier(path, str(path), fallback_preprocessing, None, warn), str(path)
     text = ref.strip().removeprefix("models:/")
     version = resolve_model_version(text if "@" in text or "/" in text else f"{text}@{CHAMPION}")
     where = f"{version.name} version {version.version}"
@@ -505,10 +526,11 @@ def load_onnx_classifier(
             f"{where} is a {version.tags[KIND_TAG]}, not a student: predict with a student's ONNX model "
             "(a teacher loads with mlflow.pyfunc.load_model, see docs/REGISTRY.md)"
         )
-    classes = json.loads(version.tags[CLASSES_TAG]) if CLASSES_TAG in version.tags else None
+    tagged = version.tags.get(CLASSES_TAG)
+    classes = parse_class_names(tagged, f"{where} (tag {CLASSES_TAG})") if tagged is not None else None
     with tempfile.TemporaryDirectory() as scratch:
         folder = _download_version(version, scratch)
-        classifier = _onnx_classifier(_one_file(folder, "*.onnx", where), fallback_preprocessing, classes)
+        classifier = _onnx_classifier(_one_file(folder, "*.onnx", where), where, fallback_preprocessing, classes, warn)
     return classifier, f"models:/{version.name}/{version.version}"
 
 
@@ -583,9 +605,44 @@ def _ensure_registered_model(name: str, *, tags: dict[str, str], description: st
                 raise
 
 
+@dataclass(frozen=True)
+class _RegisteredWeights:
+    version: object
+    """The MLflow ``ModelVersion``."""
+    where: str
+    """``<name> version <n>``, for messages."""
+    model: nn.Module
+    info: ClassifierInfo
+    weights_sha256: str
+
+
+def _load_registered_weights(
+    ref: str, kind: str, *, default_name: str | None = None, classes: list[str] | None = None
+) -> _RegisteredWeights:
+    """The one safetensors file of the registered ``kind`` (student, teacher) version ``ref`` names, loaded.
+
+    Errors name the version, not the scratch copy of its file.
+    """
+    version = resolve_model_version(ref, default_name=default_name)
+    where = f"{version.name} version {version.version}"
+    if version.tags.get(KIND_TAG) not in (None, kind):
+        raise RegistryError(f"{where} is a {version.tags[KIND_TAG]}, not a {kind} (asked for {ref!r})")
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = _one_file(_download_version(version, scratch), "*.safetensors", where)
+        try:
+            model, info = load_classifier(weights, classes=classes)
+        except WeightsError as exc:
+            raise WeightsError(str(exc).replace(str(weights), where)) from exc
+        return _RegisteredWeights(version, where, model, info, sha256_file(weights))
+
+
+def _onnx_metadata(onnx_path: Path) -> dict[str, str]:
+    return {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+
+
 def _recorded_preprocessing(onnx_path: Path, classes: list[str]) -> ImagePreprocessing:
     """The preprocessing an exported student records, after checking its class names match the weights."""
-    props = {prop.key: prop.value for prop in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    props = _onnx_metadata(onnx_path)
     if PREPROCESSING_KEY not in props or CLASSES_KEY not in props:
         raise RegistryError(
             f"{onnx_path} does not record its preprocessing and class names (ONNX metadata {PREPROCESSING_KEY!r}, "
@@ -600,14 +657,33 @@ def _recorded_preprocessing(onnx_path: Path, classes: list[str]) -> ImagePreproc
 
 
 def _onnx_classifier(
-    path: Path, fallback_preprocessing: ImagePreprocessing | None, classes: list[str] | None
+    path: Path,
+    where: str,
+    fallback_preprocessing: ImagePreprocessing | None,
+    classes: list[str] | None,
+    warn: Callable[[str], None] | None,
 ) -> OnnxImageClassifier:
+    """The classifier of an ONNX file (``where`` names it in errors): what the file records wins.
+
+    Only a file that records no preprocessing at all (exported before fourds wrote it) gets
+    ``fallback_preprocessing``, with a warning; one without class names gets ``classes``.
+    Malformed metadata is an error, never a reason to fall back.
+    """
+    recorded = _onnx_metadata(path)
+    preprocessing = None
+    if PREPROCESSING_KEY not in recorded and fallback_preprocessing is not None:
+        preprocessing = fallback_preprocessing
+        (warn or _warn)(f"{where} does not record its preprocessing (exported before fourds recorded it); "
+                        f"assuming: {preprocessing.describe()}")
     try:
-        return OnnxImageClassifier(path)
-    except ModelInputError:
-        if fallback_preprocessing is None:
-            raise
-        return OnnxImageClassifier(path, preprocessing=fallback_preprocessing, classes=classes)
+        return OnnxImageClassifier(path, preprocessing=preprocessing,
+                                   classes=None if CLASSES_KEY in recorded else classes)
+    except ModelInputError as exc:
+        raise ModelInputError(str(exc).replace(str(path), where)) from None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def _student_loader_copy(folder: Path) -> Path:

@@ -193,11 +193,15 @@ def score_champion(
 
     The champion's own weights (``student.safetensors`` of its version) and its own
     recorded preprocessing are used; ``test_set`` must be an image table dataset (its
-    ``transform`` is swapped for the champion's). A champion that predicts other classes
-    than ``classes`` cannot be scored: the result then says why, and the champion gate fails.
+    ``transform`` is swapped for the champion's). A champion that cannot be loaded (its
+    files cannot be downloaded, its weights are missing or unreadable, its recorded
+    preprocessing is malformed) or that predicts other classes than ``classes`` cannot be
+    scored: the result then says why, and the champion gate fails with that reason.
     """
     from fourds.evaluation.metrics import evaluate_classifier
-    from fourds.inference import eval_transform
+    from fourds.inference import ModelInputError, eval_transform
+    from fourds.models.weights import WeightsError
+    from fourds.registry.errors import RegistryError
     from fourds.registry.models import load_student
 
     current = champion_metrics(model_name)
@@ -205,7 +209,10 @@ def score_champion(
         return None
     version, metrics = current
     recorded = _number(metrics, ACCURACY_METRIC)
-    loaded = load_student(f"{model_name}/{version}")
+    try:
+        loaded = load_student(f"{model_name}/{version}")
+    except (RegistryError, WeightsError, ModelInputError, MlflowException, OSError) as exc:
+        return ChampionScore(version, None, recorded, problem=f"it could not be loaded: {exc}")
     if loaded.classes != list(classes):
         return ChampionScore(version, None, recorded, problem=(
             f"it predicts the classes {loaded.classes}, this run's test split has {list(classes)}"))

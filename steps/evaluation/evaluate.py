@@ -14,7 +14,6 @@ from fourds.evaluation.metrics import evaluate_models as evaluate_each
 from fourds.evaluation.plots import plot_confusion_matrix, plot_reliability_diagram
 from fourds.models import load_classifier
 from fourds.registry import score_champion, student_model_name
-from fourds.registry.promotion import ACCURACY_METRIC
 from steps.artifacts import EvaluationSummary, IngestedDomain, RunContext, TeacherWeights, TrainedModels
 from steps.data.datasets import domain_splits
 from steps.tracking.mlflow_run import resumed_mlflow_run
@@ -70,10 +69,5 @@ def evaluate_models(
         metrics=metrics,
         per_class_accuracy={role: dict(evaluation.per_class_accuracy) for role, evaluation in evaluations.items()},
         report_files=report_files,
-        champion_version=champion.version if champion else None,
-        champion_metrics=(
-            {ACCURACY_METRIC: champion.recorded_accuracy} if champion and champion.recorded_accuracy is not None else {}
-        ),
-        champion_test_accuracy=champion.accuracy if champion else None,
-        champion_score_problem=champion.problem if champion else None,
+        champion=champion,
     )

@@ -7,8 +7,7 @@ from typing import Annotated
 from zenml import step
 
 from fourds.config import RunConfig
-from fourds.registry import ChampionScore, promote_if_better
-from fourds.registry.promotion import ACCURACY_METRIC
+from fourds.registry import promote_if_better
 from steps.artifacts import EvaluationSummary, PromotionOutcome, RegisteredVersion, RunContext
 from steps.tracking.mlflow_run import resumed_mlflow_run
 from steps.tracking.zenml_model import log_model_metadata
@@ -19,17 +18,9 @@ def promote_student(
     config: RunConfig, run: RunContext, registered: RegisteredVersion, evaluation: EvaluationSummary
 ) -> Annotated[PromotionOutcome, "promotion"]:
     """``evaluation`` carries the champion re-scored on this run's test split: the figure the champion gate compares."""
-    champion = None
-    if evaluation.champion_version is not None:
-        champion = ChampionScore(
-            version=evaluation.champion_version,
-            accuracy=evaluation.champion_test_accuracy,
-            recorded_accuracy=evaluation.champion_metrics.get(ACCURACY_METRIC),
-            problem=evaluation.champion_score_problem,
-        )
     with resumed_mlflow_run(run, config):
         decision = promote_if_better(registered.model_name, registered.version, config.promotion,
-                                     champion_score=champion, echo=False)
+                                     champion_score=evaluation.champion, echo=False)
     log_model_metadata({"promoted": decision.promoted, "promotion_reasons": "\n".join(decision.reasons)})
     return PromotionOutcome(
         model_name=registered.model_name,

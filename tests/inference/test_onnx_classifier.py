@@ -170,6 +170,65 @@ def test_predict_names_what_is_wrong_with_its_arguments(exported, tmp_path, caps
         assert message in err and "Traceback" not in err
 
 
+def _with_preprocessing_metadata(path: Path, copy: Path, recorded: str | None) -> Path:
+    """A copy of an exported ONNX file whose ``fourds.preprocessing`` is ``recorded`` (None: absent, an old export)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    props = {prop.key: prop.value for prop in proto.metadata_props if prop.key != "fourds.preprocessing"}
+    if recorded is not None:
+        props["fourds.preprocessing"] = recorded
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    onnx.save_model(proto, str(copy))
+    return copy
+
+
+def test_predict_warns_which_preprocessing_it_assumes_for_an_old_export(exported, tmp_path, capsys):
+    import yaml
+
+    from fourds.cli import main
+
+    model, data, path = exported
+    old_export = _with_preprocessing_metadata(path, tmp_path / "old.onnx", None)
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump({"data": {"image_size": 16, "resize_size": 18,
+                                                    "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}))
+    files = _images(tmp_path / "images", [(20, 20), (31, 17), (16, 40)])
+    table = pd.DataFrame({"path": [f.name for f in files], "label": CLASSES})
+    logits, _ = predict_logits(model, ImageTableDataset(files[0].parent, table, CLASSES,
+                                                        build_transforms(data, train=False)))
+
+    with pytest.raises(SystemExit) as finished:
+        main(["predict", str(old_export), *map(str, files), "--json", "--workspace", str(tmp_path / "ws"),
+              "--config", str(config_file)])
+    captured = capsys.readouterr()
+
+    assert finished.value.code == 0, captured.err
+    assert captured.err.strip() == (
+        f"warning: {old_export} does not record its preprocessing (exported before fourds recorded it); assuming: "
+        "resize the shorter side to 18, centre crop 16x16, normalise with mean [0.5, 0.5, 0.5] and std "
+        f"[0.25, 0.25, 0.25] (the data section of {config_file})"
+    )
+    assert [p["label"] for p in json.loads(captured.out)] == [CLASSES[i] for i in logits.argmax(dim=1).tolist()]
+
+
+def test_predict_refuses_a_model_with_malformed_preprocessing_naming_it(exported, tmp_path, capsys):
+    from fourds.cli import main
+
+    _, _, path = exported
+    broken = _with_preprocessing_metadata(path, tmp_path / "broken.onnx", '{"image_size": 16}')
+    image = _images(tmp_path / "images", [(20, 20)])[0]
+
+    with pytest.raises(SystemExit) as finished:
+        main(["predict", str(broken), str(image), "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+
+    assert finished.value.code == 2, err
+    assert err.startswith(f"error: {broken} records a malformed preprocessing (metadata 'fourds.preprocessing')")
+    assert "warning" not in err
+
+
 def test_collect_images_walks_folders_in_order_and_skips_hidden_files(tmp_path):
     files = _images(tmp_path / "b", [(8, 8), (8, 8)]) + _images(tmp_path / "a" / "deep", [(8, 8)])
     (tmp_path / "b" / ".hidden.png").write_bytes(files[0].read_bytes())

@@ -282,11 +282,12 @@ def test_weaker_second_run_becomes_challenger_not_champion(stack):
     second_accuracy = second.outputs["evaluation"].metrics["test/student/accuracy"]
     assert second_accuracy < first_accuracy, "premise: the frozen student must score lower"
     evaluation = second.outputs["evaluation"]
-    assert evaluation.champion_version == first["registered_version"].version
+    assert evaluation.champion.version == first["registered_version"].version
     # The champion was re-scored on this run's test split (the same data here: the same figure),
     # and that figure is what the champion gate compared.
-    assert evaluation.champion_test_accuracy == pytest.approx(first_accuracy)
-    assert evaluation.metrics["test/champion/accuracy"] == evaluation.champion_test_accuracy
+    assert evaluation.champion.accuracy == pytest.approx(first_accuracy)
+    assert evaluation.champion.problem is None
+    assert evaluation.metrics["test/champion/accuracy"] == evaluation.champion.accuracy
     promotion = second.outputs["promotion"]
     assert not promotion.promoted
     assert promotion.reasons[2].startswith(f"FAIL champion: {second_accuracy:.4f} < champion v")
@@ -409,21 +410,36 @@ def test_fourds_predict_labels_test_images_as_the_evaluation_step_does(stack, tm
 
 
 def test_the_champion_and_the_teacher_load_with_plain_mlflow_pyfunc(stack):
+    """Both registered models, loaded with plain ``mlflow.pyfunc`` and given the test split's images as a uint8
+    batch, label them as the evaluation step did (its weights, its transform, the same split)."""
     import mlflow
 
+    from fourds.evaluation.predict import predict_logits
+    from fourds.models import load_classifier
     from fourds.registry import configure_mlflow
+    from steps.data.datasets import domain_splits
 
     configure_mlflow(stack.workspace)
-    images = np.stack([np.asarray(Image.open(path).convert("RGB"))
-                       for path in sorted((stack.sources["target"] / "red").glob("*.png"))[:4]])
+    outputs = stack.first_outcome.outputs
+    ingested, classes = outputs["ingested_domain"], outputs["trained_models"].classes
+    test_set = domain_splits(ingested, stack.config, classes).test
+    images = np.stack([np.asarray(Image.open(Path(ingested.images_dir) / path).convert("RGB"))
+                       for path in test_set.paths])
     teacher = stack.teacher_outcome.outputs["registered_teacher"]
+    assert str(stack.mlflow().get_model_version_by_alias(stack.student_model, "champion").version) == (
+        outputs["registered_version"].version)
 
-    champion = mlflow.pyfunc.load_model(f"models:/{stack.student_model}@champion").predict(images)
-    source_teacher = mlflow.pyfunc.load_model(f"models:/{teacher.model_name}/{teacher.version}").predict(images)
+    for uri, evaluated_weights in (
+        (f"models:/{stack.student_model}@champion", outputs["trained_models"].weights["student"]),
+        (f"models:/{teacher.model_name}/{teacher.version}", outputs["teacher"].weights_path),  # the source teacher
+    ):
+        logits, _ = predict_logits(load_classifier(evaluated_weights)[0], test_set)
+        predicted = mlflow.pyfunc.load_model(uri).predict(images)
 
-    assert len(champion) == len(source_teacher) == 4
-    assert set(champion["label"]) <= set(COLOURS) and set(source_teacher["label"]) <= set(COLOURS)
-    assert ((champion["probability"] > 0) & (champion["probability"] <= 1)).all()
+        assert len(predicted) == len(test_set) > 0
+        assert predicted["label"].tolist() == [classes[i] for i in logits.argmax(dim=1).tolist()], uri
+        assert np.allclose(predicted["probability"], torch.softmax(logits, dim=1).max(dim=1).values.numpy(),
+                           atol=1e-4), uri
 
 
 def test_the_mlflow_run_shows_each_stage_datasets_and_the_commit(stack):

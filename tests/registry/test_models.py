@@ -10,13 +10,20 @@ from mlflow import MlflowClient
 
 from fourds.config import RunConfig
 from fourds.export.onnx import sha256_file
-from fourds.inference import ImagePreprocessing, OnnxImageClassifier
+from fourds.inference import ImagePreprocessing, ModelInputError, OnnxImageClassifier
 from fourds.lineage.record import LineageRecord
 from fourds.models.weights import WeightsError, save_classifier
 from fourds.models.zoo import build_classifier
 from fourds.registry.aliases import alias_version
 from fourds.registry.errors import RegistryError
-from fourds.registry.models import import_teacher, load_teacher, register_student, register_teacher
+from fourds.registry.models import (
+    import_teacher,
+    load_onnx_classifier,
+    load_student,
+    load_teacher,
+    register_student,
+    register_teacher,
+)
 from fourds.registry.promotion import gate_metrics
 from fourds.registry.tracking import experiment_for_domain
 
@@ -144,7 +151,20 @@ def test_each_registration_adds_a_version_and_moves_challenger(workspace, make_o
 def test_register_teacher_checks_the_callers_expectations(workspace, teacher_file):
     experiment_for_domain("mnist")
     with mlflow.start_run(), pytest.raises(WeightsError, match="only expected"):
-        register_teacher(teacher_file, classes=["zero", "one", "three"])
+        register_teacher(teacher_file, classes=["zero", "one", "three"], config=RunConfig())
+
+
+def test_a_teacher_is_never_registered_with_a_guessed_preprocessing(workspace, teacher_file):
+    """Weights do not say how their inputs were prepared: the caller's config or preprocessing must."""
+    experiment_for_domain("mnist")
+    with mlflow.start_run(), pytest.raises(RegistryError, match="needs the teacher's input preprocessing"):
+        register_teacher(teacher_file, classes=CLASSES)
+    assert MlflowClient().search_registered_models() == []
+
+    given = ImagePreprocessing(image_size=28, resize_size=32, mean=(0.1, 0.2, 0.3), std=(0.3, 0.2, 0.1))
+    with mlflow.start_run():
+        registered = register_teacher(teacher_file, classes=CLASSES, preprocessing=given)
+    assert ImagePreprocessing.from_json(registered.tags["fourds.preprocessing"]) == given
 
 
 def test_a_student_whose_data_failed_validation_is_never_registered(workspace, make_onnx, tmp_path):
@@ -270,8 +290,8 @@ def test_import_teacher_from_a_torch_state_dict(workspace, tmp_path):
     torch.save(model.state_dict(), state_path)
 
     with pytest.raises(WeightsError, match="pass arch="):
-        import_teacher(state_path, classes=CLASSES)
-    registered = import_teacher(state_path, arch=TEACHER_ARCH, classes=CLASSES)
+        import_teacher(state_path, classes=CLASSES, config=RunConfig())
+    registered = import_teacher(state_path, arch=TEACHER_ARCH, classes=CLASSES, config=RunConfig())
 
     tags = MlflowClient().get_model_version("fourds-teacher", registered.version).tags
     assert tags["fourds.imported_sha256"] == sha256_file(state_path)
@@ -280,3 +300,97 @@ def test_import_teacher_from_a_torch_state_dict(workspace, tmp_path):
     assert MlflowClient().get_experiment(run.info.experiment_id).name == "fourds-imported-teachers"
     loaded = load_teacher(f"fourds-teacher/{registered.version}", classes=CLASSES)
     assert torch.equal(loaded.model.state_dict()["classifier.1.weight"], model.state_dict()["classifier.1.weight"])
+
+
+# --- loading a registered student: what it records wins, malformed records are errors -------------
+
+
+def _registered_student(make_onnx, tmp_path, **tags) -> tuple[str, Path]:
+    """A registered student version and the folder its files are stored in (to age or damage them)."""
+    experiment_for_domain("usps")
+    with mlflow.start_run():
+        registered = register_student("usps", onnx_path=make_onnx().path,
+                                      weights_path=_student_weights(tmp_path / "w.safetensors"), lineage=_lineage())
+    for key, value in tags.items():
+        MlflowClient().set_model_version_tag(registered.model_name, registered.version, key, value)
+    stored = MlflowClient().get_model_version_download_uri(registered.model_name, registered.version)
+    return f"{registered.model_name}/{registered.version}", Path(stored.removeprefix("file://")) / "data" / "classifier"
+
+
+def _rewrite_onnx_metadata(onnx_path: Path, **props) -> None:
+    """Set (a value) or remove (None) ONNX ``metadata_props``, keys given with ``_`` for ``.``."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    kept = {prop.key: prop.value for prop in proto.metadata_props}
+    for key, value in props.items():
+        kept.pop(key.replace("_", "."), None)
+        if value is not None:
+            kept[key.replace("_", ".")] = value
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, kept)
+    onnx.save_model(proto, str(onnx_path))
+
+
+FALLBACK = ImagePreprocessing(image_size=4, resize_size=6, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2))
+
+
+def test_a_student_exported_before_its_preprocessing_was_recorded_falls_back_with_a_warning(
+    workspace, make_onnx, tmp_path
+):
+    reference, stored = _registered_student(make_onnx, tmp_path)
+    _rewrite_onnx_metadata(stored / "model.onnx", fourds_preprocessing=None)
+    warnings = []
+
+    classifier, loaded = load_onnx_classifier(reference, fallback_preprocessing=FALLBACK, warn=warnings.append)
+
+    assert loaded == "models:/fourds-student-usps/1"
+    assert classifier.preprocessing == FALLBACK and classifier.classes == CLASSES
+    assert warnings == [
+        "fourds-student-usps version 1 does not record its preprocessing (exported before fourds recorded it); "
+        "assuming: resize the shorter side to 6, centre crop 4x4, normalise with mean [0.4, 0.4, 0.4] and std "
+        "[0.2, 0.2, 0.2]"
+    ]
+    with pytest.warns(UserWarning, match="fourds-student-usps version 1 does not record its preprocessing"):
+        load_onnx_classifier(reference, fallback_preprocessing=FALLBACK)  # a library caller is told too
+    with pytest.raises(ModelInputError, match="version 1 does not record its preprocessing"):
+        load_onnx_classifier(reference)  # no fallback: refused
+
+
+@pytest.mark.parametrize("recorded", ["{not json", '{"image_size": 4}', '["a list"]', "7"])
+def test_malformed_recorded_preprocessing_is_an_error_naming_the_model_never_a_fallback(
+    workspace, make_onnx, tmp_path, recorded
+):
+    reference, stored = _registered_student(make_onnx, tmp_path)
+    _rewrite_onnx_metadata(stored / "model.onnx", fourds_preprocessing=recorded)
+    warnings = []
+
+    with pytest.raises(ModelInputError, match="fourds-student-usps version 1 records a malformed preprocessing"):
+        load_onnx_classifier(reference, fallback_preprocessing=FALLBACK, warn=warnings.append)
+    assert warnings == []
+
+
+def test_malformed_class_names_are_an_error_naming_the_model(workspace, make_onnx, tmp_path):
+    reference, stored = _registered_student(make_onnx, tmp_path)
+    _rewrite_onnx_metadata(stored / "model.onnx", fourds_classes="zero,one,two")
+    with pytest.raises(ModelInputError,
+                       match=r"fourds-student-usps version 1 \(metadata 'fourds.classes'\) records malformed class"):
+        load_onnx_classifier(reference)
+
+    # An old export without class names takes the version's class tag; a malformed tag is an error too.
+    _rewrite_onnx_metadata(stored / "model.onnx", fourds_classes=None)
+    assert load_onnx_classifier(reference)[0].classes == CLASSES
+    MlflowClient().set_model_version_tag("fourds-student-usps", "1", "fourds.classes", "[zero")
+    with pytest.raises(ModelInputError, match=r"version 1 \(tag fourds.classes\) records malformed class names"):
+        load_onnx_classifier(reference)
+
+
+def test_load_student_names_the_version_in_every_error(workspace, make_onnx, tmp_path, registered_teacher):
+    reference, stored = _registered_student(make_onnx, tmp_path, **{"fourds.preprocessing": "{oops"})
+    with pytest.raises(ModelInputError, match="fourds-student-usps version 1 records a malformed preprocessing"):
+        load_student(reference)
+    with pytest.raises(RegistryError, match="fourds-teacher version 1 is a teacher, not a student"):
+        load_student("fourds-teacher/1")
+    (stored / "student.safetensors").write_bytes(b"truncated")
+    with pytest.raises(WeightsError, match="^fourds-student-usps version 1 is not a readable safetensors file"):
+        load_student(reference)

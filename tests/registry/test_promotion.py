@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -313,7 +314,10 @@ def test_the_champion_is_rescored_on_this_runs_test_split_and_the_decision_uses_
 
     champion_preprocessing = ImagePreprocessing(image_size=4, resize_size=4, mean=(0.5,) * 3, std=(0.25,) * 3)
     reference = ImageTableDataset(images, _image_split(images), CLASSES, eval_transform(champion_preprocessing))
-    expected = evaluate_classifier(load_student(f"{MODEL}@champion").model, reference, CLASSES).accuracy
+    champion_model = load_student(f"{MODEL}@champion").model
+    expected = evaluate_classifier(champion_model, reference, CLASSES).accuracy
+    with_this_runs_transform = evaluate_classifier(champion_model, test_set, CLASSES).accuracy
+    assert with_this_runs_transform != expected, "premise: the two preprocessings must score differently"
     assert score == ChampionScore(champion.version, expected, 0.99)
 
     # A challenger below the champion's recorded 0.99 but above its re-scored figure is promoted on that figure.
@@ -347,3 +351,50 @@ def test_a_champion_with_other_classes_cannot_be_rescored(workspace, make_onnx, 
 
     assert score.version == champion.version and score.accuracy is None and score.recorded_accuracy == 0.9
     assert "['zero', 'one', 'two']" in score.problem and "['zero', 'one', 'three']" in score.problem
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("delete_weights", "fourds-student-usps version 1 should hold exactly one *.safetensors file; found: none"),
+    ("corrupt_weights", "fourds-student-usps version 1 is not a readable safetensors file"),  # not a scratch path
+    ("download_fails", "artifact store unreachable"),
+])
+def test_a_champion_that_cannot_be_loaded_fails_the_champion_gate_with_the_reason(
+    workspace, make_onnx, tmp_path, monkeypatch, damage, problem
+):
+    """Missing or unreadable champion files do not fail the run: the champion gate fails, saying why."""
+    from mlflow.exceptions import MlflowException
+
+    import fourds.registry.models
+
+    weights = save_classifier(build_classifier("resnet18", 3, stem="small_input"), tmp_path / "w.safetensors",
+                              arch="resnet18", classes=CLASSES, stem="small_input")
+    experiment_for_domain("usps")
+    with mlflow.start_run():
+        champion = register_student("usps", onnx_path=make_onnx().path, weights_path=weights,
+                                    lineage=LineageRecord(gx_success=True), metrics={"test_accuracy": 0.9})
+    move_alias(MODEL, "champion", champion.version, who="test", reason="set up a champion")
+    stored = MlflowClient().get_model_version_download_uri(MODEL, champion.version).removeprefix("file://")
+    stored_weights = next((Path(stored) / "data").rglob("student.safetensors"))
+    if damage == "delete_weights":
+        stored_weights.unlink()
+    elif damage == "corrupt_weights":
+        stored_weights.write_bytes(b"not safetensors")
+    else:  # what MLflow raises when the artifact store cannot be reached
+        def unreachable(version, scratch):
+            raise MlflowException(f"artifact store unreachable: {stored}")
+
+        monkeypatch.setattr(fourds.registry.models, "_download_version", unreachable)
+    images = tmp_path / "images"
+    images.mkdir()
+
+    score = score_champion(MODEL, ImageTableDataset(images, _image_split(images), CLASSES), CLASSES)
+
+    assert (score.version, score.accuracy, score.recorded_accuracy) == (champion.version, None, 0.9)
+    assert score.problem.startswith("it could not be loaded: ") and problem in score.problem, score.problem
+    with mlflow.start_run():
+        challenger = register_student("usps", onnx_path=make_onnx().path, weights_path=weights,
+                                      lineage=LineageRecord(gx_success=True), metrics=_metrics(accuracy=0.95))
+    decision = promote_if_better(MODEL, challenger.version, PromotionConfig(), champion_score=score, echo=False)
+    assert not decision.promoted
+    assert decision.reasons[2].startswith(f"FAIL champion: the champion v{champion.version} could not be scored on "
+                                          "this run's test split (it could not be loaded: ")
