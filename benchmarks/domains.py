@@ -112,7 +112,9 @@ def demo_domains(work_dir: Path) -> Path:
     """The library's generated demo domains (smoke suite), rendered once; identical bytes every time."""
     demo_dir = work_dir / "demo"
     if not (demo_dir / "target").is_dir():
-        generate_demo_domains(demo_dir, images_per_class=10, image_size=32, seed=0)
+        generate_demo_domains(
+            demo_dir, images_per_class=10, source_images_per_class=10, unlabelled_per_class=0, image_size=32, seed=0
+        )
     return demo_dir
 
 
