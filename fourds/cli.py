@@ -259,8 +259,8 @@ def predict(session: Session, model_ref: str, images: tuple[str, ...], as_json: 
     MODEL_REF is a registered student (NAME@ALIAS such as fourds-student-x@champion,
     NAME/VERSION, or a bare NAME for its champion) or an exported .onnx file. Folders are
     searched recursively for image files. The model's own recorded preprocessing (input
-    size, resize, crop, normalisation) and class names are used; a model registered before
-    fourds recorded them is given the configuration's data section, with a warning.
+    size, resize, crop, normalisation) and class names are used; a model exported before
+    fourds recorded its preprocessing is given the configuration's data section, with a warning.
     """
     from fourds.inference import ModelInputError, classify_images, collect_images, preprocessing_for, render_predictions
     from fourds.registry import configure_mlflow, load_onnx_classifier

@@ -388,9 +388,8 @@ def import_teacher(
     stores the weights re-saved as safetensors with that description, and records the
     original file's path and sha256. ``config``'s ``data`` section is the preprocessing
     recorded with the teacher (the weights do not say how their inputs were prepared), and
-    it names the registered model. Runs inside the
-    active MLflow run, or opens one in the ``<experiment_prefix><source_domain or
-    "imported-teachers">`` experiment.
+    it names the registered model. Runs inside the active MLflow run, or opens one in the
+    ``<experiment_prefix><source_domain or "imported-teachers">`` experiment.
     """
     weights_path = _existing_weights_file(weights_path, suffixes=SAFETENSORS_SUFFIXES + TORCH_SUFFIXES, role="teacher")
     model, info = load_classifier(weights_path, arch=arch, classes=classes, stem=stem)
