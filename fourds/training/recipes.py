@@ -81,6 +81,9 @@ class DistillResult:
     """The scratch guard's comparison; None when it was off (or the method is student_scratch)."""
     distilled_student: nn.Module | None = None
     """The distilled student when the guard kept the scratch one instead (for evaluation only)."""
+    scratch_student: nn.Module | None = None
+    """The guard's scratch student when the distilled one was kept (for evaluation only: the
+    "what would labels alone have given" figure beside the distilled student)."""
     unlabelled_images: int = 0
     """Unlabelled target images the student stage drew from (0: none given, ratio 0, or a method without
     label-free terms)."""
@@ -204,14 +207,16 @@ def distill(
     seconds[DISTILL_STAGE] = time.perf_counter() - stage_start
 
     evaluated = method.evaluated_models()
-    kept, guard, distilled_student = student, None, None
+    kept, guard, distilled_student, scratch_student = student, None, None, None
     if config.guard.scratch_baseline and config.method != "student_scratch":
         guard, scratch = _scratch_guard(
             config, student, train_set, val_set, num_classes=num_classes, callbacks=callbacks,
             checkpoint_dir=checkpoint_dir, results=results, seconds=seconds,
         )
-        if scratch is not None:
+        if guard.decision == guard_decision.KEPT_SCRATCH:
             kept, distilled_student = scratch, _finished(student)
+        elif scratch is not None:
+            scratch_student = _finished(scratch)
     return DistillResult(
         method=config.method,
         student=_finished(kept),
@@ -223,6 +228,7 @@ def distill(
         finetuned_teacher=_finished(finetuned) if finetuned is not None else None,
         guard=guard,
         distilled_student=distilled_student,
+        scratch_student=scratch_student,
         unlabelled_images=results[DISTILL_STAGE].unlabelled_images,
     )
 
@@ -239,7 +245,8 @@ def _scratch_guard(
     results: dict[str, TrainResult],
     seconds: dict[str, float],
 ) -> tuple[GuardReport, nn.Module | None]:
-    """Train the scratch baseline and judge it against ``distilled``; returns it only when it wins."""
+    """Train the scratch baseline and judge it against ``distilled``; returns the report and the scratch
+    student (None when the guard was skipped)."""
     if val_set is None or len(val_set) == 0:
         warnings.warn(
             f"scratch guard skipped: no validation images to compare the {config.method} student with a "
@@ -275,7 +282,7 @@ def _scratch_guard(
         batch_size=config.data.eval_batch_size,
         device=select_device(config.train.device),
     )
-    return report, (scratch if report.decision == guard_decision.KEPT_SCRATCH else None)
+    return report, scratch
 
 
 def _student_method(config: RunConfig, teacher: nn.Module, student: nn.Module) -> Method:

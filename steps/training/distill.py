@@ -57,6 +57,8 @@ def distill_student(
     if result.distilled_student is not None:
         # The guard kept the scratch student; the distilled one is still scored on test, for the record.
         files["distilled_student"] = (result.distilled_student, config.model.student_arch, config.method)
+    if result.scratch_student is not None:  # the guard kept the distilled student; the scratch one is scored too
+        files["scratch_student"] = (result.scratch_student, config.model.student_arch, "student_scratch")
     if result.finetuned_teacher is not None:
         files["finetuned_teacher"] = (result.finetuned_teacher, config.model.teacher_arch, config.method)
     for role, (model, arch, method) in files.items():

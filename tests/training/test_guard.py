@@ -73,8 +73,11 @@ def test_distill_hands_over_the_student_the_guard_chose(method, teacher, target_
     kept_scratch = report.decision == KEPT_SCRATCH
     assert _same_weights(guarded.student, scratch.student if kept_scratch else unguarded.student)
     assert (guarded.distilled_student is not None) == kept_scratch
+    assert (guarded.scratch_student is not None) == (not kept_scratch)
     if kept_scratch:
         assert _same_weights(guarded.distilled_student, unguarded.student)
+    else:  # the scratch student the guard beat is handed over for evaluation beside the distilled one
+        assert _same_weights(guarded.scratch_student, scratch.student)
     assert guarded.student_method == ("student_scratch" if kept_scratch else method)
     # The decision follows the validation accuracies it reports.
     def accuracy(model):
