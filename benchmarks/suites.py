@@ -154,7 +154,7 @@ class Suite:
             "schedule": dataclasses.asdict(self.schedule),
             "fourds": self.fourds.model_dump(mode="json"),
         }
-        if self.unlabelled_ratio:  # only when on, so labelled-only cells keep their keys
+        if self.unlabelled_ratio:  # only when on: a labelled-only suite is keyed as before the setting existed
             settings["unlabelled_ratio"] = self.unlabelled_ratio
         return settings
 
@@ -182,6 +182,22 @@ def _pacs(source: str, target: str) -> TaskSpec:
 DIGIT_TASKS = (_digits("mnist->usps", "mnist", "usps"), _digits("usps->mnist", "usps", "mnist"))
 PACS_TASKS = (_pacs("photo", "sketch"), _pacs("art_painting", "cartoon"))
 LABEL_BUDGETS = (BudgetSpec("low", 0.01, 5), BudgetSpec("medium", 0.10, 5))
+
+# Sized from a timing run on this 2-core CPU (one thread, batch 16, 32 px): a step costs
+# about 0.39 s (scratch), 0.55 s (kd), 1.0 s (4ds), 0.8 s (teacher fine-tuning).
+QUICK_SCHEDULE = Schedule(
+    student_steps=40,
+    batch_size=16,
+    finetune_steps=20,
+    teacher_steps=150,
+    teacher_batch_size=32,
+    teacher_optimizer="adamw",
+    teacher_lr=1e-3,
+    teacher_warmup_steps=10,
+    teacher_images_per_class=200,
+    test_images_per_class=50,
+    latency_repeats=10,
+)
 
 SUITES: dict[str, Suite] = {
     "smoke": Suite(
@@ -227,21 +243,7 @@ SUITES: dict[str, Suite] = {
         tasks=DIGIT_TASKS,
         budgets=LABEL_BUDGETS,
         seeds=(0, 1, 2),
-        # Sized from a timing run on this 2-core CPU (one thread, batch 16, 32 px): a step costs
-        # about 0.39 s (scratch), 0.55 s (kd), 1.0 s (4ds), 0.8 s (teacher fine-tuning).
-        schedule=Schedule(
-            student_steps=40,
-            batch_size=16,
-            finetune_steps=20,
-            teacher_steps=150,
-            teacher_batch_size=32,
-            teacher_optimizer="adamw",
-            teacher_lr=1e-3,
-            teacher_warmup_steps=10,
-            teacher_images_per_class=200,
-            test_images_per_class=50,
-            latency_repeats=10,
-        ),
+        schedule=QUICK_SCHEDULE,
         guarded_methods=("4ds",),
     ),
     "standard": Suite(
@@ -256,19 +258,8 @@ SUITES: dict[str, Suite] = {
         # From a timing run (one thread, 32 px, batch 16 + 16 unlabelled): a step costs about 0.17 s
         # (scratch), 0.43 s (kd), 0.71 s (4ds); without unlabelled images 0.25 s (kd), 0.42 s (4ds).
         # The quick suite's teacher (150 steps on 200 source images per class) keeps it in a session.
-        schedule=Schedule(
-            student_steps=200,
-            batch_size=16,
-            finetune_steps=100,
-            teacher_steps=150,
-            teacher_batch_size=32,
-            teacher_optimizer="adamw",
-            teacher_lr=1e-3,
-            teacher_warmup_steps=10,
-            teacher_images_per_class=200,
-            test_images_per_class=100,
-            latency_repeats=10,
-            monitor_images_per_class=20,
+        schedule=dataclasses.replace(
+            QUICK_SCHEDULE, student_steps=200, finetune_steps=100, test_images_per_class=100, monitor_images_per_class=20
         ),
     ),
     "full": Suite(
