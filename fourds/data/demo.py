@@ -67,7 +67,7 @@ def generate_demo_domains(
     *,
     images_per_class: int = 60,
     source_images_per_class: int = 150,
-    unlabelled_per_class: int = 80,
+    unlabelled_per_class: int = 100,
     image_size: int = 32,
     seed: int = 0,
 ) -> dict[str, Path]:
