@@ -24,13 +24,18 @@ class DomainSplits:
     None when the domain has none or ``data.unlabelled_batch_ratio`` is 0."""
 
 
-def domain_splits(ingested: IngestedDomain, config: RunConfig, classes: list[str]) -> DomainSplits:
-    """Labels index ``classes`` (the teacher's class list when distilling)."""
+def domain_splits(
+    ingested: IngestedDomain, config: RunConfig, classes: list[str], *, label_budget: bool = True
+) -> DomainSplits:
+    """Labels index ``classes`` (the teacher's class list when distilling). ``label_budget=False``
+    trains on every labelled training image: ``data.label_budget`` is the TARGET's budget, and a
+    source teacher is trained on its whole domain."""
     table = read_image_table(Path(ingested.table_path))
     images_dir = Path(ingested.images_dir)
     train_transform = build_transforms(config.data, train=True)
     eval_transform = build_transforms(config.data, train=False)
-    labelled = labelled_subset(table, config.data.label_budget, config.data.budget_seed, split="train")
+    budget = config.data.label_budget if label_budget else None
+    labelled = labelled_subset(table, budget, config.data.budget_seed, split="train")
     return DomainSplits(
         train=ImageTableDataset(images_dir, labelled, classes, train_transform),
         val=ImageTableDataset(images_dir, _split(table, "val"), classes, eval_transform),

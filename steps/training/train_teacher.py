@@ -22,7 +22,7 @@ def train_teacher_model(
 ) -> Annotated[TrainedModels, "trained_teacher"]:
     """``validation`` is an input so that training can only follow a passed suite."""
     # A teacher learns from labels only: the domain's unlabelled images (splits.unlabelled) are not used.
-    splits = domain_splits(ingested, config, ingested.classes)
+    splits = domain_splits(ingested, config, ingested.classes, label_budget=False)
     run_dir = Path(run.run_dir)
     with resumed_mlflow_run(run, config):
         trained = train_teacher(
