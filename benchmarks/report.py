@@ -392,7 +392,6 @@ def plot(results: dict, path: Path) -> None:
     summary = results["summary"]
     tasks = list(dict.fromkeys(entry["task"] for entry in summary))
     roles = method_columns(results["settings"]) + ["4ds_adapted_teacher"]
-    colours = COLOURS
     figure = Figure(figsize=(5.5 * len(tasks), 4.2))
     width = 0.8 / len(roles)
     # Zoom in on the range the bars span (10-point steps): differences of a point or two are the story.
@@ -414,7 +413,7 @@ def plot(results: dict, path: Path) -> None:
                     xs.append(x + (position - (len(roles) - 1) / 2) * width)
                     means.append(100 * stat["mean"])
                     errors.append(100 * stat["std"])
-            axes.bar(xs, means, width, yerr=errors, capsize=3, label=METHOD_LABELS[role], color=colours.get(role))
+            axes.bar(xs, means, width, yerr=errors, capsize=3, label=METHOD_LABELS[role], color=COLOURS.get(role))
         teacher = entries[0]["teacher_source_only"] if entries else None
         if teacher is not None:
             axes.axhline(100 * teacher, color="black", linestyle="--", linewidth=1, label="teacher, source only")

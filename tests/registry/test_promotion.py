@@ -334,7 +334,8 @@ def test_the_champion_is_rescored_on_this_runs_test_split_and_the_decision_uses_
     assert float(tags["fourds.promotion.champion_recorded_accuracy"]) == 0.99
 
 
-def test_a_champion_with_other_classes_cannot_be_rescored(workspace, make_onnx, tmp_path):
+def _registered_champion(make_onnx, tmp_path):
+    """A registered version of the usps domain (ResNet-18 weights, test accuracy 0.9) made champion, and its weights."""
     weights = save_classifier(build_classifier("resnet18", 3, stem="small_input"), tmp_path / "w.safetensors",
                               arch="resnet18", classes=CLASSES, stem="small_input")
     experiment_for_domain("usps")
@@ -342,6 +343,11 @@ def test_a_champion_with_other_classes_cannot_be_rescored(workspace, make_onnx, 
         champion = register_student("usps", onnx_path=make_onnx().path, weights_path=weights,
                                     lineage=LineageRecord(gx_success=True), metrics={"test_accuracy": 0.9})
     move_alias(MODEL, "champion", champion.version, who="test", reason="set up a champion")
+    return champion, weights
+
+
+def test_a_champion_with_other_classes_cannot_be_rescored(workspace, make_onnx, tmp_path):
+    champion, weights = _registered_champion(make_onnx, tmp_path)
     images = tmp_path / "images"
     images.mkdir()
     other = ["zero", "one", "three"]
@@ -366,13 +372,7 @@ def test_a_champion_that_cannot_be_loaded_fails_the_champion_gate_with_the_reaso
 
     import fourds.registry.models
 
-    weights = save_classifier(build_classifier("resnet18", 3, stem="small_input"), tmp_path / "w.safetensors",
-                              arch="resnet18", classes=CLASSES, stem="small_input")
-    experiment_for_domain("usps")
-    with mlflow.start_run():
-        champion = register_student("usps", onnx_path=make_onnx().path, weights_path=weights,
-                                    lineage=LineageRecord(gx_success=True), metrics={"test_accuracy": 0.9})
-    move_alias(MODEL, "champion", champion.version, who="test", reason="set up a champion")
+    champion, weights = _registered_champion(make_onnx, tmp_path)
     stored = MlflowClient().get_model_version_download_uri(MODEL, champion.version).removeprefix("file://")
     stored_weights = next((Path(stored) / "data").rglob("student.safetensors"))
     if damage == "delete_weights":
