@@ -24,8 +24,9 @@ import pandas as pd
 
 from fourds.data.datasets import ImageTableDataset, build_transforms
 from fourds.data.demo import generate_demo_domains
-from fourds.data.sources import UNLABELLED_SPLIT, file_sha256
+from fourds.data.sources import UNLABELLED_SPLIT
 from fourds.data.table import image_folder_table, labelled_subset, read_image_table, write_image_table
+from fourds.hashing import file_sha256
 from fourds.config import DataConfig
 from benchmarks.suites import BudgetSpec, DomainSpec
 

@@ -16,12 +16,11 @@ per step, which does not fit the quick suite on 2 CPU cores.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fourds.config import DataConfig, FourDsConfig, GuardConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
+from fourds.hashing import canonical_json_sha256
 
 STUDENT_METHODS = ("student_scratch", "kd", "two_stage", "4ds")
 GUARD_SUFFIX = "+guard"
@@ -395,5 +394,4 @@ def split_guard(method: str) -> tuple[str, bool]:
 
 def fingerprint(data: object) -> str:
     """Short sha256 of a JSON-able value: equal settings, equal fingerprint."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return canonical_json_sha256(data, default=str)[:16]

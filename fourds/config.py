@@ -8,13 +8,13 @@ under ``parameters: config:`` in ``zenml_config.yaml``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fourds.hashing import canonical_json_sha256
 
 METHOD_NAMES = ("4ds", "kd", "two_stage", "student_scratch")
 MethodName = Literal["4ds", "kd", "two_stage", "student_scratch"]
@@ -275,8 +275,7 @@ class RunConfig(_Strict):
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON form: equal configs hash equal whatever the YAML layout."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_json_sha256(self.model_dump(mode="json"))
 
 
 class ConfigError(ValueError):

@@ -13,7 +13,6 @@ label ``""`` and split :data:`UNLABELLED_SPLIT`, whatever their content hash.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import re
 import shutil
@@ -24,6 +23,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from fourds.hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -239,14 +240,6 @@ def _require_labelled_images(images: list[SourceImage], shown: str | Path) -> No
             f"{shown}: only unlabelled images ({len(images)}); a domain needs labelled images too "
             "(<class>/<image> folders, or manifest rows with a label)"
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_DOWNLOAD_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _list_folder_or_manifest(root: Path, shown: str | Path) -> SourceListing:

@@ -12,7 +12,6 @@ its device, train/eval mode and weights (BatchNorm statistics included).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ import onnxruntime
 import torch
 from torch import nn
 
+from fourds.hashing import file_sha256
 from fourds.inference.onnx_classifier import CLASSES_KEY, PREPROCESSING_KEY, ImagePreprocessing
 
 INPUT_NAME = "images"
@@ -131,7 +131,7 @@ def export_onnx(
         num_classes = reference(example).shape[1]
     return OnnxExport(
         path=path,
-        sha256=sha256_file(path),
+        sha256=file_sha256(path),
         size_bytes=path.stat().st_size,
         opset=declared_opset,
         input_name=proto.graph.input[0].name,
@@ -238,13 +238,8 @@ def measure_torch_latency(
     return _timed(forward, batch_size=batch_size, repeats=repeats, warmup=warmup)
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256_file = file_sha256
+"""The old name of :func:`fourds.hashing.file_sha256`, kept while callers move to it."""
 
 
 def _cpu_eval_copy(model: nn.Module) -> nn.Module:

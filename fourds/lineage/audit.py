@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fourds.config import RunConfig, TrackingConfig
+from fourds.hashing import file_sha256
 from fourds.lineage.record import LineageRecord
 from fourds.workspace import Workspace
 
@@ -247,7 +248,7 @@ def _check_cached_table(link: Link, record: LineageRecord, cached_table: Path) -
     """The table's hash and its count of unlabelled images, against the lineage tags."""
     from fourds.data.table import ImageTableError, read_image_table, unlabelled_rows
 
-    link.compare("images.csv sha256", record.table_sha256, _sha256_file(cached_table), "the DVC-cached table")
+    link.compare("images.csv sha256", record.table_sha256, file_sha256(cached_table), "the DVC-cached table")
     try:
         unlabelled = len(unlabelled_rows(read_image_table(cached_table)))
     except ImageTableError as exc:
@@ -345,7 +346,7 @@ def onnx_link(client, version, record: LineageRecord) -> Link:
             return link
         stored_name, local_copy = files[0]
         link.facts["file"] = stored_name
-        actual = _sha256_file(local_copy)
+        actual = file_sha256(local_copy)
     link.facts["rehashed_sha256"] = actual
     if recorded is not None and actual != recorded:
         link.mismatches.append(f"ONNX file {stored_name} hashes to {actual}, but the lineage tags record {recorded}")
@@ -419,12 +420,6 @@ def _git_has_commit(where: Path, revision: str) -> bool:
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
         return False
     return True
-
-
-def _sha256_file(path: str | Path) -> str:
-    from fourds.export.onnx import sha256_file
-
-    return sha256_file(path)
 
 
 def _millis_to_iso(millis: int | None) -> str | None:

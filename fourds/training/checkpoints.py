@@ -6,14 +6,13 @@ can read it: loading a checkpoint never runs code from the file.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import torch
 
 from fourds.config import TrainConfig
+from fourds.hashing import canonical_json_sha256
 
 CHECKPOINT_FORMAT = 1
 # Fields that change how a run is displayed or where it runs, not what it computes.
@@ -63,8 +62,7 @@ def resumable_config(config: TrainConfig) -> dict:
 
 def config_fingerprint(config: TrainConfig) -> str:
     """sha256 of :func:`resumable_config` in canonical JSON."""
-    canonical = json.dumps(resumable_config(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_json_sha256(resumable_config(config))
 
 
 def check_compatible(payload: dict, path: Path, *, identity: dict, config: TrainConfig) -> None:

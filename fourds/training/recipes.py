@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from torch.utils.data import Dataset
 
 from fourds.config import METHOD_NAMES, RunConfig, TrainConfig
 from fourds.devices import select_device
+from fourds.hashing import SPACED_SEPARATORS, canonical_json_sha256
 from fourds.method import Method, Supervised, build_method
 from fourds.models import build_classifier
 from fourds.training import guard as guard_decision
@@ -338,7 +338,8 @@ def _checkpoint_key(config: RunConfig, stage: str, teacher_fingerprint: str = ""
         "data": data,
         "teacher": teacher_fingerprint,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    # Spaced separators: the spelling existing checkpoints were keyed with.
+    return canonical_json_sha256(identity, separators=SPACED_SEPARATORS)
 
 
 def _weights_fingerprint(model: nn.Module) -> str:

@@ -1,0 +1,72 @@
+"""One hashing module: the recorded hashes keep the values the code wrote before it existed.
+
+Every pinned value below was computed with the code each hash used to have in its own
+module (config.py, training/checkpoints.py, training/recipes.py, benchmarks/suites.py,
+export/onnx.py, data/sources.py). A change here means recorded config hashes, checkpoints
+or benchmark cells no longer match: never update a value to make a test pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if REPO_ROOT not in sys.path:  # benchmarks/ sits beside fourds/, not installed (as in tests/benchmarks/conftest.py)
+    sys.path.insert(0, REPO_ROOT)
+
+from benchmarks.suites import SUITES, fingerprint  # noqa: E402
+from fourds.config import RunConfig, TrainConfig  # noqa: E402
+from fourds.hashing import FILE_CHUNK_BYTES, SPACED_SEPARATORS, canonical_json_sha256, file_sha256  # noqa: E402
+from fourds.training.checkpoints import config_fingerprint  # noqa: E402
+from fourds.training.recipes import _checkpoint_key  # noqa: E402
+
+
+def test_file_sha256_streams_a_file_larger_than_one_chunk(tmp_path: Path) -> None:
+    content = bytes(range(256)) * 9000  # a little over two chunks
+    assert len(content) > 2 * FILE_CHUNK_BYTES
+    path = tmp_path / "blob.bin"
+    path.write_bytes(content)
+    assert file_sha256(path) == file_sha256(str(path)) == hashlib.sha256(content).hexdigest()
+    assert file_sha256(path) == "62bf4dac314280c65bfec2a49872d67974db10af14c8a4b84c70166fb11252b9"
+
+
+def test_empty_file() -> None:
+    assert file_sha256(Path("/dev/null")) == hashlib.sha256(b"").hexdigest()
+
+
+def test_canonical_json_ignores_key_order_and_keeps_both_spellings() -> None:
+    assert canonical_json_sha256({"b": 1, "a": [1, 2]}) == canonical_json_sha256({"a": [1, 2], "b": 1})
+    assert canonical_json_sha256({"a": 1}) == hashlib.sha256(b'{"a":1}').hexdigest()
+    assert canonical_json_sha256({"a": 1}, separators=SPACED_SEPARATORS) == hashlib.sha256(b'{"a": 1}').hexdigest()
+
+
+def test_a_value_json_cannot_spell_needs_a_default() -> None:
+    with pytest.raises(TypeError):
+        canonical_json_sha256({"where": Path("/x")})
+    assert canonical_json_sha256({"where": Path("/x")}, default=str) == canonical_json_sha256({"where": "/x"})
+
+
+def test_run_config_hash_is_pinned() -> None:
+    assert RunConfig().config_hash() == "2de386349ed32ff3bf4d446aa110645f875bd6b5fb6a9887bcebc90bb154e558"
+    assert RunConfig(method="kd").config_hash() == "bdba487be80320632efb887963af5c5539433fce2de209f08b0a20bd7ea1ca6f"
+
+
+def test_checkpoint_config_fingerprint_is_pinned() -> None:
+    assert config_fingerprint(TrainConfig()) == "4ea28da969f977ebc075e37e109684ef6c4ed8e848184e6a523d911886a04395"
+
+
+def test_recipe_checkpoint_keys_are_pinned() -> None:
+    """Spaced JSON separators: checkpoints written before the hashing module still resume."""
+    config = RunConfig()
+    assert _checkpoint_key(config, "distill", "abc") == "89f80eb6535bf8eb635b17929ff5f3604f789d66eb5374df0861907957084bde"
+    assert _checkpoint_key(config, "teacher") == "3392a76e1383ffba76375a2c1b629322812c9fbed8546522c9d4234860ab0f89"
+
+
+def test_benchmark_fingerprints_are_pinned() -> None:
+    """The recorded benchmark cells are keyed by these: a change would recompute every cell."""
+    assert fingerprint({"b": [1.5, "é"], "a": 1, "where": Path("/x/y")}) == "c4165cfa1d8089f2"
+    assert fingerprint(SUITES["quick"].key_settings()) == "08889a0a5319b61a"
