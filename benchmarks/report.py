@@ -14,6 +14,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fourds.method.registry import method_names, method_spec
+
 METHOD_LABELS = {
     "student_scratch": "scratch",
     "kd": "kd",
@@ -23,7 +25,7 @@ METHOD_LABELS = {
     "4ds_adapted_teacher": "4ds adapted teacher",
     "two_stage_finetuned_teacher": "fine-tuned teacher",
 }
-ALTERNATIVES = ("student_scratch", "kd", "two_stage")
+"""How the report names a method or a role; the registered name where none is given."""
 COLOURS = {
     "student_scratch": "#7f7f7f",
     "kd": "#1f77b4",
@@ -33,6 +35,16 @@ COLOURS = {
     "4ds_adapted_teacher": "#ff9896",
 }
 GUARDED = "4ds+guard"
+
+
+def alternatives(columns: list[str]) -> list[str]:
+    """Every registered method but 4ds (what 4ds is compared with), in the results' column order, any not run last."""
+    others = [name for name in method_names() if name != "4ds"]
+    return sorted(others, key=lambda name: columns.index(name) if name in columns else len(columns))
+
+
+def _label(name: str) -> str:
+    return METHOD_LABELS.get(name, name)
 
 
 def method_columns(settings: dict) -> list[str]:
@@ -87,7 +99,7 @@ def summarise(cells: list[dict], teachers: dict[str, dict], tasks: list[str], bu
 def _margins(by_method: dict[str, list[dict]]) -> dict:
     fourds = {c["seed"]: c["accuracy"]["student"] for c in by_method.get("4ds", [])}
     margins = {}
-    for alternative in ALTERNATIVES:
+    for alternative in alternatives(list(by_method)):
         other = {c["seed"]: c["accuracy"]["student"] for c in by_method.get(alternative, [])}
         seeds = sorted(set(fourds) & set(other))
         differences = [fourds[seed] - other[seed] for seed in seeds]
@@ -132,7 +144,7 @@ def _guard_summary(by_method: dict[str, list[dict]]) -> dict:
 def _wall_ratios(by_method: dict[str, list[dict]]) -> dict:
     fourds = mean_std([c["wall_seconds"] for c in by_method.get("4ds", [])])["mean"]
     ratios = {}
-    for alternative in ("kd", "two_stage", "student_scratch"):
+    for alternative in alternatives(list(by_method)):
         other = mean_std([c["wall_seconds"] for c in by_method.get(alternative, [])])["mean"]
         ratios[alternative] = fourds / other if fourds and other else None
     return ratios
@@ -180,6 +192,8 @@ def _megabytes(size: int) -> str:
 def markdown(results: dict) -> str:
     summary = results["summary"]
     methods = method_columns(results["settings"])
+    compared = alternatives(methods)
+    distilling = [other for other in compared if method_spec(other).needs_teacher]
     seeds = results["seeds"]
     lines = [f"# Benchmark results: `{results['suite']}` suite" + (" (PARTIAL)" if results["partial"] else ""), ""]
     if results["partial"]:
@@ -208,9 +222,9 @@ def markdown(results: dict) -> str:
         f"## Target test accuracy (%), mean ± std over seeds",
         "",
     ]
-    header = ["task", "budget (labels)", "teacher, source only"] + [METHOD_LABELS[m] for m in methods]
+    header = ["task", "budget (labels)", "teacher, source only"] + [_label(m) for m in methods]
     extra_roles = [role for role in ("4ds_adapted_teacher", "two_stage_finetuned_teacher") if any(role in s["accuracy"] for s in summary)]
-    header += [METHOD_LABELS[role] for role in extra_roles]
+    header += [_label(role) for role in extra_roles]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for entry in summary:
         best = max(
@@ -233,14 +247,14 @@ def markdown(results: dict) -> str:
         "",
         "## 4ds student minus each alternative (percentage points; paired by seed: mean ± std (4ds wins/seeds))",
         "",
-        "| task | budget | vs scratch | vs kd | vs two_stage |",
-        "|---|---|---|---|---|",
+        "| task | budget | " + " | ".join(f"vs {_label(other)}" for other in compared) + " |",
+        "|" + "---|" * (len(compared) + 2),
     ]
     for entry in summary:
         margins = entry["margins_4ds"]
         lines.append(
             f"| {entry['task']} | {entry['budget']} | "
-            + " | ".join(_points(margins[alternative]) for alternative in ALTERNATIVES)
+            + " | ".join(_points(margins[alternative]) for alternative in compared)
             + " |"
         )
 
@@ -276,7 +290,7 @@ def markdown(results: dict) -> str:
             "kept). Mean over seeds at the last step, and the change over the last quarter of training (last point "
             "minus the point at 75% of the steps), mean ± std over seeds. Curves: the `-curves.png` plot.",
             "",
-            "| task | budget | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
+            "| task | budget | " + " | ".join(_label(m) for m in methods) + " |",
             "|" + "---|" * (len(methods) + 2),
         ]
         for entry in curves:
@@ -299,8 +313,9 @@ def markdown(results: dict) -> str:
         "two_stage includes its teacher fine-tuning, 4ds + scratch guard its scratch student. "
         "Every student gets the same optimiser steps.",
         "",
-        "| task | budget | " + " | ".join(f"{METHOD_LABELS[m]} s (img/s)" for m in methods) + " | 4ds / kd | 4ds / two_stage |",
-        "|" + "---|" * (len(methods) + 4),
+        "| task | budget | " + " | ".join(f"{_label(m)} s (img/s)" for m in methods)
+        + "".join(f" | 4ds / {_label(other)}" for other in distilling) + " |",
+        "|" + "---|" * (len(methods) + len(distilling) + 2),
     ]
     for entry in summary:
         row = [entry["task"], entry["budget"]]
@@ -308,7 +323,7 @@ def markdown(results: dict) -> str:
             speed = entry["images_per_second"][method]
             row.append(f"{_seconds(entry['wall_seconds'][method])} ({_seconds(speed)})")
         ratios = entry["wall_ratio_4ds_over"]
-        row += [_ratio(ratios.get("kd")), _ratio(ratios.get("two_stage"))]
+        row += [_ratio(ratios.get(other)) for other in distilling]
         lines.append("| " + " | ".join(row) + " |")
 
     if results["deployment"]:
@@ -413,7 +428,7 @@ def plot(results: dict, path: Path) -> None:
                     xs.append(x + (position - (len(roles) - 1) / 2) * width)
                     means.append(100 * stat["mean"])
                     errors.append(100 * stat["std"])
-            axes.bar(xs, means, width, yerr=errors, capsize=3, label=METHOD_LABELS[role], color=COLOURS.get(role))
+            axes.bar(xs, means, width, yerr=errors, capsize=3, label=_label(role), color=COLOURS.get(role))
         teacher = entries[0]["teacher_source_only"] if entries else None
         if teacher is not None:
             axes.axhline(100 * teacher, color="black", linestyle="--", linewidth=1, label="teacher, source only")
@@ -446,7 +461,7 @@ def plot_curves(results: dict, path: Path) -> bool:
         axes = figure.add_subplot(1, len(entries), index + 1)
         for method, curve in entry["validation_curves"].items():
             axes.plot(curve["steps"], [100 * value for value in curve["mean_accuracy"]], marker="o", markersize=3,
-                      label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
+                      label=_label(method), color=COLOURS.get(method))
         axes.set_title(f"{entry['task']} {entry['budget']}", fontsize=10)
         axes.set_xlabel("student step")
         axes.set_ylabel("validation accuracy (%)")

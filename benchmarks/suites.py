@@ -21,8 +21,11 @@ from pathlib import Path
 
 from fourds.config import DataConfig, FourDsConfig, GuardConfig, ModelConfig, OptimizerConfig, RunConfig, TrainConfig
 from fourds.hashing import canonical_json_sha256
+from fourds.method.registry import method_spec
 
 STUDENT_METHODS = ("student_scratch", "kd", "two_stage", "4ds")
+"""The registered methods a suite compares by default, in column order. Part of a cell's key
+(``Suite.key_settings``): a method registered later joins a suite by being named in it."""
 GUARD_SUFFIX = "+guard"
 """``4ds+guard``: 4ds with the library's scratch guard (``fourds.training.guard``), judged on a
 validation quarter carved from the same labelled images."""
@@ -118,6 +121,10 @@ class Suite:
     """The semi-supervised setting when > 0: the target training images outside the label budget
     (and outside the monitoring images) are given to every method as unlabelled images, this many
     per labelled one in each batch (``DataConfig.unlabelled_batch_ratio``). 0 = labelled only."""
+
+    def __post_init__(self) -> None:
+        for method in self.methods + self.guarded_methods:
+            method_spec(method)  # a ValueError naming the registered methods
 
     def with_tasks(self, tasks: tuple[TaskSpec, ...]) -> Suite:
         return dataclasses.replace(self, tasks=tasks)

@@ -15,9 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fourds.hashing import canonical_json_sha256
+from fourds.method.registry import method_names, method_spec
 
-METHOD_NAMES = ("4ds", "kd", "two_stage", "student_scratch")
-MethodName = Literal["4ds", "kd", "two_stage", "student_scratch"]
+
+def _listed(names: tuple[str, ...]) -> str:
+    """``("a", "b", "c")`` -> ``"a, b or c"``."""
+    return " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 class _Strict(BaseModel):
@@ -259,7 +262,7 @@ class TrackingConfig(_Strict):
 class RunConfig(_Strict):
     """Everything one distillation (or teacher-training) run needs."""
 
-    method: MethodName = Field("4ds", description="4ds, kd, two_stage or student_scratch")
+    method: str = Field("4ds", description=f"a method of fourds.method.registry: {_listed(method_names())}")
     model: ModelConfig = Field(default_factory=ModelConfig)
     fourds: FourDsConfig = Field(default_factory=FourDsConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -272,6 +275,12 @@ class RunConfig(_Strict):
     export: ExportConfig = Field(default_factory=ExportConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, value: str) -> str:
+        method_spec(value)  # a ValueError listing the registered names
+        return value
 
     def config_hash(self) -> str:
         """sha256 of the canonical JSON form: equal configs hash equal whatever the YAML layout."""

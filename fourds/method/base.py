@@ -14,6 +14,8 @@ A method is an ``nn.Module`` that owns the networks it trains and declares:
   have no label-free term set ``uses_unlabelled = False`` and the trainer never loads them.
 * ``evaluated_models()``: the networks whose accuracy is reported, by role
   (``"student"`` always; ``"adapted_teacher"`` for 4Ds).
+* ``from_config(config, teacher=, student=)``: the method as ``RunConfig`` configures it;
+  what ``build_method`` calls for a name registered in :mod:`fourds.method.registry`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from fourds.config import RunConfig
 
 
 @dataclass
@@ -56,6 +60,11 @@ class Method(nn.Module):
 
     def evaluated_models(self) -> dict[str, nn.Module]:
         raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: RunConfig, *, teacher: nn.Module | None, student: nn.Module) -> Method:
+        """The method as ``config`` sets it up; ``teacher`` is None for a method registered without one."""
+        raise NotImplementedError(f"{cls.__name__} does not say how RunConfig builds it: define from_config")
 
 
 def with_unlabelled(images: torch.Tensor, unlabelled: torch.Tensor | None) -> torch.Tensor:

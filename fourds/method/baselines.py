@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fourds.config import RunConfig
 from fourds.method.base import Method, StepOutput, with_unlabelled
 from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
 from fourds.method.losses import kd_loss
@@ -40,6 +41,10 @@ class Supervised(Method):
 
     def evaluated_models(self) -> dict[str, nn.Module]:
         return {"student": self.model}
+
+    @classmethod
+    def from_config(cls, config: RunConfig, *, teacher: nn.Module | None, student: nn.Module) -> Supervised:
+        return cls(student, group="student")
 
 
 class KnowledgeDistillation(Method):
@@ -99,3 +104,13 @@ class KnowledgeDistillation(Method):
 
     def evaluated_models(self) -> dict[str, nn.Module]:
         return {"student": self.student}
+
+    @classmethod
+    def from_config(cls, config: RunConfig, *, teacher: nn.Module | None, student: nn.Module) -> KnowledgeDistillation:
+        return cls(
+            teacher,
+            student,
+            temperature=config.fourds.kd_temperature,
+            kd_weight=config.fourds.kd_weight,
+            teacher_bn=config.fourds.teacher_bn,
+        )

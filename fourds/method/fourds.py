@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fourds.config import FourDsConfig
+from fourds.config import FourDsConfig, RunConfig
 from fourds.method.adapted_teacher import AdaptedTeacher, LogitsOnly
 from fourds.method.base import Method, StepOutput, with_unlabelled
 from fourds.method.fusion import FusionActivation
 from fourds.method.losses import kd_loss
 from fourds.models.taps import StageTaps, probe_stage_shapes
+from fourds.models.zoo import default_stage_names
 
 
 class FourDs(Method):
@@ -129,6 +130,19 @@ class FourDs(Method):
 
     def evaluated_models(self) -> dict[str, nn.Module]:
         return {"student": self.student, "adapted_teacher": LogitsOnly(self.adapted_teacher)}
+
+    @classmethod
+    def from_config(cls, config: RunConfig, *, teacher: nn.Module | None, student: nn.Module) -> FourDs:
+        """Stages from ``config.model`` (the architectures' defaults when unset), probed at the configured image size."""
+        model = config.model
+        return cls(
+            teacher,
+            student,
+            config.fourds,
+            teacher_stages=model.teacher_stages or default_stage_names(model.teacher_arch),
+            student_stages=model.student_stages or default_stage_names(model.student_arch),
+            input_shape=(3, config.data.image_size, config.data.image_size),
+        )
 
 
 def _fusion_stages(

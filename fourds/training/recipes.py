@@ -35,10 +35,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from fourds.config import METHOD_NAMES, RunConfig, TrainConfig
+from fourds.config import RunConfig, TrainConfig
 from fourds.devices import select_device
 from fourds.hashing import SPACED_SEPARATORS, canonical_json_sha256
-from fourds.method import Method, Supervised, build_method
+from fourds.method import Method, Supervised, build_method, method_spec
 from fourds.models import build_classifier
 from fourds.training import guard as guard_decision
 from fourds.training.callbacks import Callback
@@ -158,8 +158,7 @@ def distill(
     two_stage, the fine-tuning stage reports to ``callbacks`` with metric names under
     ``finetune_teacher/``, so both stages can share one MLflow run.
     """
-    if config.method not in METHOD_NAMES:
-        raise ValueError(f"unknown method {config.method!r}; expected one of {list(METHOD_NAMES)}")
+    spec = method_spec(config.method)  # refuses an unknown name before any work
     started = time.perf_counter()
     teacher_key = _weights_fingerprint(teacher)
     working_teacher = copy.deepcopy(teacher)
@@ -167,7 +166,7 @@ def distill(
     seconds: dict[str, float] = {}
     finetuned = None
 
-    if config.method == "two_stage":
+    if spec.finetune_teacher:
         stage_start = time.perf_counter()
         seed_everything(config.teacher_train.seed, config.teacher_train.deterministic)
         results[FINETUNE_STAGE] = _run_stage(
@@ -178,7 +177,7 @@ def distill(
             val_set,
             callbacks=[_StageCallback(callback, FINETUNE_STAGE) for callback in callbacks],
             checkpoint_dir=checkpoint_dir / FINETUNE_STAGE if checkpoint_dir else None,
-            description=f"two_stage: fine-tune teacher {config.model.teacher_arch}",
+            description=f"{config.method}: fine-tune teacher {config.model.teacher_arch}",
             checkpoint_key=_checkpoint_key(config, FINETUNE_STAGE, teacher_key),
         )
         seconds[FINETUNE_STAGE] = time.perf_counter() - stage_start
@@ -191,7 +190,7 @@ def distill(
     student = build_classifier(
         config.model.student_arch, num_classes, pretrained=config.model.pretrained, stem=config.model.stem
     )
-    method = _student_method(config, working_teacher, student)
+    method = build_method(spec.student_method, config, teacher=working_teacher, student=student)
     results[DISTILL_STAGE] = _run_stage(
         method,
         config.train,
@@ -208,7 +207,7 @@ def distill(
 
     evaluated = method.evaluated_models()
     kept, guard, distilled_student, scratch_student = student, None, None, None
-    if config.guard.scratch_baseline and config.method != "student_scratch":
+    if config.guard.scratch_baseline and spec.needs_teacher:
         guard, scratch = _scratch_guard(
             config, student, train_set, val_set, num_classes=num_classes, callbacks=callbacks,
             checkpoint_dir=checkpoint_dir, results=results, seconds=seconds,
@@ -224,7 +223,7 @@ def distill(
         stage_seconds=seconds,
         wall_seconds=time.perf_counter() - started,
         images_per_second=results[DISTILL_STAGE].images_per_second,
-        adapted_teacher=_finished(evaluated["adapted_teacher"]) if config.method == "4ds" else None,
+        adapted_teacher=_finished(evaluated["adapted_teacher"]) if "adapted_teacher" in evaluated else None,
         finetuned_teacher=_finished(finetuned) if finetuned is not None else None,
         guard=guard,
         distilled_student=distilled_student,
@@ -283,12 +282,6 @@ def _scratch_guard(
         device=select_device(config.train.device),
     )
     return report, scratch
-
-
-def _student_method(config: RunConfig, teacher: nn.Module, student: nn.Module) -> Method:
-    # two_stage's second stage is vanilla KD from the fine-tuned teacher.
-    name = "kd" if config.method == "two_stage" else config.method
-    return build_method(name, config, teacher=teacher, student=student)
 
 
 def _run_stage(
