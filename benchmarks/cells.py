@@ -322,13 +322,8 @@ def train_and_evaluate(
     )
     load_after = load_average()
 
-    trained = {"student": result.student}
-    if result.adapted_teacher is not None:
-        trained["adapted_teacher"] = result.adapted_teacher
-    if result.finetuned_teacher is not None:
-        trained["finetuned_teacher"] = result.finetuned_teacher
-    if result.distilled_student is not None:  # the guard kept the scratch student; score the other too
-        trained["distilled_student"] = result.distilled_student
+    # Every network the method produced (adapted or fine-tuned teacher, the guard's runner-up), as the pipeline.
+    trained = {role: network.model for role, network in result.networks().items()}
     guard = None
     if result.guard is not None:
         guard = {

@@ -27,7 +27,7 @@ import torch
 import fourds.data.demo as demo
 from fourds.config import load_config
 from fourds.data.datasets import ImageTableDataset, UnlabelledImageDataset, build_transforms
-from fourds.data.table import image_folder_table, labelled_subset
+from fourds.data.table import image_folder_table, labelled_subset, split_rows
 from fourds.evaluation.metrics import evaluate_classifier
 from fourds.training.recipes import distill, train_teacher
 
@@ -48,7 +48,7 @@ def main() -> int:
         table, classes = image_folder_table(
             root, val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction, progress=False
         )
-        rows = {split: table[table["split"] == split].reset_index(drop=True) for split in ("train", "val")}
+        rows = {split: split_rows(table, split) for split in ("train", "val")}
         return classes, rows
 
     classes, source = splits(folders["source"])

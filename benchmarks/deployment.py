@@ -19,7 +19,7 @@ from torch import nn
 from benchmarks.cells import Teacher, load_average, now, slug
 from benchmarks.suites import Suite, TaskSpec
 from fourds.config import ExportConfig
-from fourds.export.onnx import check_parity, export_onnx, measure_onnx_latency, measure_torch_latency
+from fourds.export.onnx import export_and_check, measure_torch_latency
 from fourds.models import build_classifier, load_classifier
 
 LATENCY_BATCH_SIZES = (1, 64)
@@ -42,32 +42,30 @@ def measure_deployment(
     else:
         student = build_classifier(suite.student_arch, len(classes), stem=task.stem)
         student_origin = "freshly initialised student (no trained 4ds student was kept)"
-    export = ExportConfig()
     side = task.image_size
     load_before = load_average()
     started = time.perf_counter()
     print(f"  deployment of {task.name}: ONNX export, parity and latency", flush=True)
 
     models = {"student": (suite.student_arch, student), "teacher": (suite.teacher_arch, teacher.model)}
-    exports = {
-        role: export_onnx(model, onnx_dir / f"{slug(task.name)}-{role}.onnx", image_size=side, opset=export.opset, arch=arch)
+    threads = torch.get_num_threads()  # onnxruntime gets as many threads as PyTorch, for a like-for-like latency
+    measured = ExportConfig(latency_batch_sizes=list(LATENCY_BATCH_SIZES), latency_repeats=suite.schedule.latency_repeats)
+    checked = {
+        role: export_and_check(model, onnx_dir / f"{slug(task.name)}-{role}.onnx", image_size=side, config=measured,
+                               arch=arch, threads=threads)
         for role, (arch, model) in models.items()
     }
-    parity = {
-        role: check_parity(model, exports[role].path, batch_size=export.parity_batch_size, image_size=side)
-        for role, (_, model) in models.items()
-    }
+    exports = {role: result.export for role, result in checked.items()}
+    parity = {role: result.parity_max_abs_diff for role, result in checked.items()}
     latency: dict[str, dict[str, dict[str, float]]] = {}
-    threads = torch.get_num_threads()  # onnxruntime gets as many threads as PyTorch, for a like-for-like latency
     for role, (_, model) in models.items():
-        for batch_size in LATENCY_BATCH_SIZES:
-            repeats = suite.schedule.latency_repeats
-            latency.setdefault(f"onnx_{role}", {})[str(batch_size)] = measure_onnx_latency(
-                exports[role].path, batch_size=batch_size, image_size=side, repeats=repeats, threads=threads
-            )
-            latency.setdefault(f"torch_{role}", {})[str(batch_size)] = measure_torch_latency(
-                model, batch_size=batch_size, image_size=side, repeats=repeats
-            )
+        latency[f"onnx_{role}"] = {str(batch): summary for batch, summary in checked[role].latency.items()
+                                   if batch in LATENCY_BATCH_SIZES}
+        latency[f"torch_{role}"] = {
+            str(batch_size): measure_torch_latency(model, batch_size=batch_size, image_size=side,
+                                                   repeats=suite.schedule.latency_repeats)
+            for batch_size in LATENCY_BATCH_SIZES
+        }
 
     record = {
         "kind": "deployment",

@@ -25,7 +25,7 @@ import pandas as pd
 from fourds.data.datasets import ImageTableDataset, build_transforms
 from fourds.data.demo import generate_demo_domains
 from fourds.data.sources import UNLABELLED_SPLIT
-from fourds.data.table import image_folder_table, labelled_subset, read_image_table, write_image_table
+from fourds.data.table import image_folder_table, labelled_subset, read_image_table, split_rows, write_image_table
 from fourds.hashing import file_sha256
 from fourds.config import DataConfig
 from benchmarks.suites import BudgetSpec, DomainSpec
@@ -52,7 +52,7 @@ class Domain:
     archive_sha256: str | None
 
     def rows(self, split: str) -> pd.DataFrame:
-        return self.table[self.table["split"] == split].reset_index(drop=True)
+        return split_rows(self.table, split)
 
     def content_digest(self) -> str:
         """sha256 over (path, image sha256, split) of every row: what this domain's numbers were computed on."""

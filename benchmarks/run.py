@@ -15,6 +15,7 @@ from what is recorded without training anything. Results: ``<out>/<suite>.json``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stem", choices=("imagenet", "no_maxpool", "small_input"), default="no_maxpool")
     parser.add_argument("--flip", action="store_true", help="random horizontal flips for --source/--target")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
+    parser.add_argument("--budgets", nargs="+", metavar="BUDGET",
+                        help="run only these label budgets of the suite (e.g. low); cells are keyed by the budgets run")
     parser.add_argument(
         "--semi-supervised", action="store_true",
         help="the semi-supervised setting: target training images outside the label budget are given to every "
@@ -119,6 +122,12 @@ def select_suite(arguments: argparse.Namespace) -> tuple[Suite, str]:
         suite = suite.with_tasks(tuple(dict.fromkeys(known[name] for name in arguments.tasks)))
     if arguments.seeds:
         suite = suite.with_seeds(tuple(arguments.seeds))
+    if arguments.budgets:
+        known_budgets = {budget.name: budget for budget in suite.budgets}
+        unknown = [name for name in arguments.budgets if name not in known_budgets]
+        if unknown:
+            raise SystemExit(f"unknown budget(s) {unknown}; the {suite.name} suite has {', '.join(known_budgets)}")
+        suite = dataclasses.replace(suite, budgets=tuple(known_budgets[name] for name in dict.fromkeys(arguments.budgets)))
     if arguments.threads is not None:
         suite = suite.with_threads(arguments.threads or None)
     return suite, name

@@ -8,15 +8,15 @@ from zenml.enums import ExecutionMode
 from fourds.config import RunConfig
 from fourds.workspace import Workspace
 from pipelines.launch import PipelineOutcome, launch, new_run_name
-from steps.data.ingest import ingest_data
-from steps.data.validate import validate_data
-from steps.evaluation.evaluate import evaluate_models
-from steps.export.export_onnx import export_onnx
-from steps.model.load_teacher import load_teacher
-from steps.registry.promote import promote_student
-from steps.registry.register import register_student
-from steps.tracking.start_run import start_run
-from steps.training.distill import distill_student
+from steps.distill_student import distill_student
+from steps.evaluate_models import evaluate_models
+from steps.export_onnx import export_onnx
+from steps.ingest_data import ingest_data
+from steps.load_teacher import load_teacher
+from steps.promote_student import promote_student
+from steps.register_student import register_student
+from steps.start_run import start_run
+from steps.validate_data import validate_data
 
 PIPELINE_NAME = "fourds_distill"
 
@@ -42,29 +42,37 @@ def distill_pipeline(
     promote_student(config, run, registered, evaluation)
 
 
-def run_distill(
-    config: RunConfig,
-    *,
-    domain: str,
-    data_source: str,
-    workspace: Workspace,
-    teacher: str | None = None,
-    data_sha256: str | None = None,
-    zenml_options: dict | None = None,
-) -> PipelineOutcome:
-    """Run the pipeline; the run's artifacts are linked to the ZenML model ``fourds-student-<domain>``."""
-    model_name = f"{config.tracking.student_model_prefix}{domain}"
+def distill_run_params(config: RunConfig, *, domain: str, data_source: str, workspace: Workspace,
+                       teacher: str | None = None, data_sha256: str | None = None) -> dict:
+    """The pipeline's parameters, for a run now or a schedule."""
+    return {"config": config, "domain": domain, "data_source": data_source, "workspace_root": str(workspace.root),
+            "teacher_ref": teacher, "data_sha256": data_sha256}
+
+
+def student_model(config: RunConfig, domain: str) -> Model:
+    """The ZenML model (Model Control Plane) a domain's runs are linked to: ``fourds-student-<domain>``."""
+    return Model(name=f"{config.tracking.student_model_prefix}{domain}",
+                 description=f"{config.method} students for the domain '{domain}'")
+
+
+def student_model_metadata(outputs: dict) -> dict:
+    """What the ZenML model version shows of a finished run: test metrics, the MLflow version, the decision."""
+    return {
+        "test_metrics": outputs["evaluation"].metrics,
+        "mlflow_model": outputs["registered_version"].model_name,
+        "mlflow_version": outputs["registered_version"].version,
+        "promoted": outputs["promotion"].promoted,
+        "promotion_reasons": "\n".join(outputs["promotion"].reasons),
+    }
+
+
+def run_distill(config: RunConfig, *, domain: str, zenml_options: dict | None = None, **params) -> PipelineOutcome:
+    """Run the pipeline now (``params``: see :func:`distill_run_params`)."""
     return launch(
         distill_pipeline,
         run_name=new_run_name("distill", domain),
-        params={
-            "config": config,
-            "domain": domain,
-            "data_source": data_source,
-            "workspace_root": str(workspace.root),
-            "teacher_ref": teacher,
-            "data_sha256": data_sha256,
-        },
+        params=distill_run_params(config, domain=domain, **params),
         zenml_options=zenml_options,
-        model=Model(name=model_name, description=f"{config.method} students for the domain '{domain}'"),
+        model=student_model(config, domain),
+        model_metadata=student_model_metadata,
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,27 +86,20 @@ def zenml_run_options(config_file: Path | None) -> dict[str, Any]:
 
 
 def launch(pipeline_instance, *, run_name: str, params: dict[str, Any], zenml_options: dict[str, Any] | None = None,
-           model=None) -> PipelineOutcome:
+           model=None, model_metadata: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> PipelineOutcome:
     """Run ``pipeline_instance(**params)`` as ``run_name`` and report its outcome.
 
     ``zenml_options`` are ZenML run options (``enable_cache``, ``settings``, ``tags``...)
     as they would appear in a run configuration file; ``model`` is the ZenML Model
-    (Model Control Plane) the run's artifacts are linked to.
+    (Model Control Plane) the run's artifacts are linked to, and ``model_metadata`` turns a
+    finished run's outputs into the metadata logged on that model version.
     """
     from zenml.client import Client
 
-    configured = pipeline_instance.with_options(run_name=run_name, model=model) if model else (
-        pipeline_instance.with_options(run_name=run_name)
-    )
-    # Steps in a container image have no .git: hand them this checkout's commit for the lineage.
-    zenml_options = dict(zenml_options or {})
-    zenml_options["environment"] = {CODE_COMMIT_ENV: code_commit(), **(zenml_options.get("environment") or {})}
     started = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
-            options_file = Path(folder) / "run_options.yaml"
-            options_file.write_text(yaml.safe_dump(zenml_options))
-            configured = configured.with_options(config_path=str(options_file))
+        with configured_pipeline(pipeline_instance, run_name=run_name, zenml_options=zenml_options,
+                                 model=model) as configured:
             configured(**params)
     except Exception as exc:
         raise _failure(pipeline_instance.name, run_name, exc) from exc
@@ -113,14 +108,36 @@ def launch(pipeline_instance, *, run_name: str, params: dict[str, Any], zenml_op
     run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
     if str(run.status) != "completed":
         raise PipelineRunFailed(pipeline_instance.name, run_name, None, f"run ended with status {run.status}")
+    outputs = _load_outputs(run)
+    if model_metadata is not None and run.model_version is not None:
+        from zenml import log_metadata
+
+        log_metadata(metadata=model_metadata(outputs), model_version_id=run.model_version.id)
     return PipelineOutcome(
         pipeline=pipeline_instance.name,
         run_id=str(run.id),
         run_name=run_name,
         wall_seconds=wall_seconds,
         step_seconds=_step_seconds(run),
-        outputs=_load_outputs(run),
+        outputs=outputs,
     )
+
+
+@contextmanager
+def configured_pipeline(pipeline_instance, *, run_name: str, zenml_options: dict[str, Any] | None = None,
+                        model=None, schedule=None) -> Iterator[Any]:
+    """The pipeline with its run name, model, schedule and run options applied, ready to call.
+
+    The options travel as a ZenML run configuration file, written for the duration of the block.
+    """
+    # Steps in a container image have no .git: hand them this checkout's commit for the lineage.
+    options = dict(zenml_options or {})
+    options["environment"] = {CODE_COMMIT_ENV: code_commit(), **(options.get("environment") or {})}
+    with tempfile.TemporaryDirectory(prefix="fourds-zenml-") as folder:
+        options_file = Path(folder) / "run_options.yaml"
+        options_file.write_text(yaml.safe_dump(options))
+        yield pipeline_instance.with_options(run_name=run_name, model=model, schedule=schedule,
+                                             config_path=str(options_file))
 
 
 def _failure(pipeline: str, run_name: str, exc: Exception) -> PipelineRunFailed:
@@ -156,3 +173,21 @@ def _load_outputs(run) -> dict[str, Any]:
             if versions:
                 outputs[output_name] = versions[0].load()
     return outputs
+
+
+def read_zenml_run(run_id: str):
+    """The lineage audit's view of a ZenML pipeline run (``fourds.lineage.audit.OrchestratorRun``).
+
+    Raises LookupError naming the store searched when the active ZenML store has no such run.
+    """
+    from zenml.client import Client
+
+    from fourds.lineage.audit import OrchestratorRun
+
+    try:
+        run = Client().get_pipeline_run(run_id, allow_name_prefix_match=False)
+    except KeyError:
+        raise LookupError(f"ZenML run {run_id} is not in the active ZenML store ({Client().zen_store.url})") from None
+    steps = sorted(run.steps.values(), key=lambda step: step.start_time or run.start_time)
+    return OrchestratorRun(name=run.name, pipeline=run.pipeline.name if run.pipeline else None, status=str(run.status),
+                           steps={step.name: str(step.status) for step in steps})

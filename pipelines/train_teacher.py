@@ -8,12 +8,12 @@ from zenml.enums import ExecutionMode
 from fourds.config import RunConfig
 from fourds.workspace import Workspace
 from pipelines.launch import PipelineOutcome, launch, new_run_name
-from steps.data.ingest import ingest_data
-from steps.data.validate import validate_data
-from steps.evaluation.evaluate import evaluate_models
-from steps.registry.register_teacher import register_teacher
-from steps.tracking.start_run import start_run
-from steps.training.train_teacher import train_teacher_model
+from steps.evaluate_models import evaluate_models
+from steps.ingest_data import ingest_data
+from steps.register_teacher import register_teacher
+from steps.start_run import start_run
+from steps.train_teacher_model import train_teacher_model
+from steps.validate_data import validate_data
 
 PIPELINE_NAME = "fourds_train_teacher"
 
@@ -56,4 +56,14 @@ def run_train_teacher(
         },
         zenml_options=zenml_options,
         model=Model(name=config.tracking.teacher_model_name, description="teachers trained on source domains"),
+        model_metadata=teacher_model_metadata,
     )
+
+
+def teacher_model_metadata(outputs: dict) -> dict:
+    """What the ZenML model version shows of a finished run: test metrics and the MLflow version."""
+    return {
+        "test_metrics": outputs["evaluation"].metrics,
+        "mlflow_model": outputs["registered_teacher"].model_name,
+        "mlflow_version": outputs["registered_teacher"].version,
+    }

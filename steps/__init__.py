@@ -1,6 +1,5 @@
-"""ZenML steps: thin adapters from the orchestrator to the ``fourds`` library.
+"""ZenML steps: each wraps one function of :mod:`fourds.runs` and adds nothing but the step itself.
 
-``steps/<stage>/<verb>.py`` holds one step each. A step turns its inputs (small records
-from :mod:`steps.artifacts`, file paths inside the run folder) into one library call
-and returns a named record; it holds no training, validation or registry logic.
+One step per file, named like the step. Records (``fourds.runs.records``) travel between
+steps as JSON in the artifact store; the functions they wrap own every decision.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fourds.cli import main
+from fourds_app.cli import main
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

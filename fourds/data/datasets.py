@@ -10,6 +10,7 @@ label index :data:`UNLABELLED_TARGET` (-1: no class).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from torchvision import transforms as T
 
 from fourds.config import DataConfig
 from fourds.data.sources import UNLABELLED_SPLIT
-from fourds.data.table import unlabelled_rows
+from fourds.data.table import labelled_subset, split_rows, unlabelled_rows
 
 UNLABELLED_TARGET = -1
 """The label index of an unlabelled image."""
@@ -107,6 +108,36 @@ def unlabelled_dataset(
     if rows.empty or config.unlabelled_batch_ratio == 0:
         return None
     return UnlabelledImageDataset(images_dir, rows, build_transforms(config, train=True))
+
+
+@dataclass
+class DomainSplits:
+    """The datasets of an ingested domain, as every training and evaluation of a run builds them."""
+
+    train: Dataset
+    """The labelled training images (the configured label budget of the train split)."""
+    val: Dataset
+    test: Dataset
+    unlabelled: Dataset | None = None
+    """The domain's unlabelled images, items ``(image, -1)``, for label-free training terms only;
+    None when the domain has none or ``data.unlabelled_batch_ratio`` is 0."""
+
+
+def domain_splits(
+    images_dir: str | Path, table: pd.DataFrame, config: DataConfig, classes: list[str], *, label_budget: bool = True
+) -> DomainSplits:
+    """Labels index ``classes`` (the teacher's class list when distilling). ``label_budget=False``
+    trains on every labelled training image: ``data.label_budget`` is the TARGET's budget, and a
+    source teacher is trained on its whole domain."""
+    train_transform = build_transforms(config, train=True)
+    eval_transform = build_transforms(config, train=False)
+    labelled = labelled_subset(table, config.label_budget if label_budget else None, config.budget_seed, split="train")
+    return DomainSplits(
+        train=ImageTableDataset(images_dir, labelled, classes, train_transform),
+        val=ImageTableDataset(images_dir, split_rows(table, "val"), classes, eval_transform),
+        test=ImageTableDataset(images_dir, split_rows(table, "test"), classes, eval_transform),
+        unlabelled=unlabelled_dataset(images_dir, table, config),
+    )
 
 
 def _require_columns(table: pd.DataFrame, columns: tuple[str, ...]) -> None:

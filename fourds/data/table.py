@@ -166,9 +166,14 @@ def image_folder_table(
     return table, listing.classes
 
 
+def split_rows(table: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of one split (``train``, ``val``, ``test`` or ``unlabelled``), renumbered from 0."""
+    return table[table["split"] == split].reset_index(drop=True)
+
+
 def unlabelled_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The table's unlabelled images (split ``unlabelled``), for label-free training terms only."""
-    return table[table["split"] == UNLABELLED_SPLIT].reset_index(drop=True)
+    return split_rows(table, UNLABELLED_SPLIT)
 
 
 def labelled_subset(table: pd.DataFrame, budget: float | int | None, seed: int, split: str = "train") -> pd.DataFrame:
@@ -185,9 +190,9 @@ def labelled_subset(table: pd.DataFrame, budget: float | int | None, seed: int, 
     """
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-    rows = table[table["split"] == split]
+    rows = split_rows(table, split)
     if budget is None:
-        return rows.reset_index(drop=True)
+        return rows
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
         raise ValueError(f"budget must be None, a fraction in (0, 1] or a count per class, got {budget!r}")
     if isinstance(budget, float) and not 0 < budget <= 1:
@@ -209,6 +214,6 @@ def labelled_subset(table: pd.DataFrame, budget: float | int | None, seed: int, 
             keep = budget
         chosen.append(members.head(min(keep, available)))
     if not chosen:
-        return rows.reset_index(drop=True)
+        return rows
     subset = pd.concat(chosen).drop(columns="_rank")
     return subset.sort_values("path", kind="stable").reset_index(drop=True)

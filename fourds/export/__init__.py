@@ -1,21 +1,23 @@
-"""The student as a deployable ONNX file: export with a dynamic batch, onnxruntime parity, latency, sha256."""
+"""The student as a deployable ONNX file: export with a dynamic batch, onnxruntime parity, latency."""
 
 from fourds.export.onnx import (
+    CheckedOnnx,
     OnnxExport,
     OnnxExportError,
     check_parity,
+    export_and_check,
     export_onnx,
     measure_onnx_latency,
     measure_torch_latency,
-    sha256_file,
 )
 
 __all__ = [
+    "CheckedOnnx",
     "OnnxExport",
     "OnnxExportError",
     "check_parity",
+    "export_and_check",
     "export_onnx",
     "measure_onnx_latency",
     "measure_torch_latency",
-    "sha256_file",
 ]

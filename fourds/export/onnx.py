@@ -24,6 +24,7 @@ import onnxruntime
 import torch
 from torch import nn
 
+from fourds.config import ExportConfig
 from fourds.hashing import file_sha256
 from fourds.inference.onnx_classifier import CLASSES_KEY, PREPROCESSING_KEY, ImagePreprocessing
 
@@ -238,10 +239,6 @@ def measure_torch_latency(
     return _timed(forward, batch_size=batch_size, repeats=repeats, warmup=warmup)
 
 
-sha256_file = file_sha256
-"""The old name of :func:`fourds.hashing.file_sha256`, kept while callers move to it."""
-
-
 def _cpu_eval_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu().eval()
 
@@ -290,3 +287,53 @@ def _summary(exc: BaseException) -> str:
         cause = cause.__cause__
     first_line = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
     return f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
+
+
+@dataclass(frozen=True)
+class CheckedOnnx:
+    """An export, its parity against PyTorch and its onnxruntime latency: what deploying needs to know."""
+
+    export: OnnxExport
+    parity_max_abs_diff: float
+    latency: dict[int, dict[str, float]]
+    """By batch size, :func:`measure_onnx_latency`'s summary."""
+
+    @property
+    def latency_ms(self) -> dict[str, float]:
+        """Median milliseconds by batch size (string keys: JSON- and MLflow-friendly)."""
+        return {str(batch): summary["median_ms"] for batch, summary in self.latency.items()}
+
+    def raise_for_parity(self, max_abs_diff: float) -> None:
+        """Refuse an export whose logits differ from PyTorch's by more than ``max_abs_diff``."""
+        if self.parity_max_abs_diff > max_abs_diff:
+            raise OnnxExportError(
+                f"{self.export.path}: ONNX logits differ from PyTorch by up to {self.parity_max_abs_diff:.3g}, "
+                f"more than promotion.max_parity_abs_diff={max_abs_diff:g}"
+            )
+
+
+def export_and_check(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    config: ExportConfig,
+    arch: str | None = None,
+    metadata: dict[str, str] | None = None,
+    threads: int | None = None,
+) -> CheckedOnnx:
+    """Export ``model``, measure its parity with PyTorch and its latency (batch 1 always, plus
+    ``config.latency_batch_sizes``; ``threads`` as in :func:`measure_onnx_latency`).
+
+    The parity is measured, not judged: call :meth:`CheckedOnnx.raise_for_parity` with the
+    budget, after recording the figures, so that a refused export still leaves them behind.
+    """
+    exported = export_onnx(model, path, image_size=image_size, opset=config.opset, arch=arch, metadata=metadata)
+    parity = check_parity(model, exported.path, batch_size=config.parity_batch_size, image_size=image_size)
+    # Batch 1 always: the promotion's latency budget is on batch-1 latency.
+    latency = {
+        batch: measure_onnx_latency(exported.path, batch_size=batch, image_size=image_size,
+                                    repeats=config.latency_repeats, threads=threads)
+        for batch in sorted({1, *config.latency_batch_sizes})
+    }
+    return CheckedOnnx(exported, parity, latency)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,14 +83,24 @@ class LineageAudit:
                 "complete": self.complete, "links": [link.as_dict() for link in self.links]}
 
 
-def trace_lineage(reference: str, workspace: Workspace, tracking: TrackingConfig | None = None) -> LineageAudit:
+def trace_lineage(
+    reference: str,
+    workspace: Workspace,
+    tracking: TrackingConfig | None = None,
+    *,
+    read_orchestrator_run: OrchestratorRunReader | None = None,
+) -> LineageAudit:
     """Audit the registered version ``reference`` names (bare MODEL = MODEL@champion, the one serving).
+
+    ``read_orchestrator_run`` reads the pipeline run the version came from (the app passes
+    ZenML's); without it the ZenML link is reported missing, never assumed.
 
     Raises :class:`fourds.registry.RegistryError` when no such version exists.
     """
     from mlflow import MlflowClient
 
-    from fourds.registry import CHAMPION, configure_mlflow, resolve_model_version
+    from fourds.registry import CHAMPION, resolve_model_version
+    from fourds.tracking import configure_mlflow
 
     configure_mlflow(workspace, tracking)
     client = MlflowClient()
@@ -100,7 +111,7 @@ def trace_lineage(reference: str, workspace: Workspace, tracking: TrackingConfig
     links = [
         registry_link(version, record),
         mlflow_run_link(client, version, record),
-        zenml_run_link(record),
+        zenml_run_link(record, read_orchestrator_run),
         data_link(record, workspace),
         validation_link(record),
         teacher_link(client, record),
@@ -146,27 +157,43 @@ def mlflow_run_link(client, version, record: LineageRecord) -> Link:
     return link
 
 
-def zenml_run_link(record: LineageRecord) -> Link:
+@dataclass
+class OrchestratorRun:
+    """What the audit needs to know of the orchestrator's (ZenML's) record of a pipeline run."""
+
+    name: str
+    pipeline: str | None
+    status: str
+    """``completed`` when the run succeeded."""
+    steps: dict[str, str]
+    """Step name -> status (``completed``, ``cached``, ``failed``...), in the order the steps started."""
+
+
+OrchestratorRunReader = Callable[[str], OrchestratorRun]
+"""Reads a pipeline run by id; raises ``LookupError`` (its message says where it looked) when there is none.
+The app passes one that reads the active ZenML store: the library itself imports no orchestrator."""
+
+
+def zenml_run_link(record: LineageRecord, read_run: OrchestratorRunReader | None) -> Link:
     link = Link("ZenML run")
     run_id = link.require("run_id", record.zenml_run_id)
     if run_id is None:
         return link
-    from zenml.client import Client
-
-    try:
-        run = Client().get_pipeline_run(run_id, allow_name_prefix_match=False)
-    except KeyError:
-        link.missing.append(f"ZenML run {run_id} is not in the active ZenML store ({Client().zen_store.url})")
+    if read_run is None:
+        link.missing.append(f"ZenML run {run_id} was not checked: no reader of the orchestrator's runs was given")
         return link
-    steps = sorted(run.steps.values(), key=lambda step: step.start_time or run.start_time)
-    link.facts.update(run_name=run.name, pipeline=run.pipeline.name if run.pipeline else None,
-                      status=str(run.status), steps={step.name: str(step.status) for step in steps})
-    if str(run.status) != "completed":
+    try:
+        run = read_run(run_id)
+    except LookupError as exc:
+        link.missing.append(str(exc))
+        return link
+    link.facts.update(run_name=run.name, pipeline=run.pipeline, status=run.status, steps=dict(run.steps))
+    if run.status != "completed":
         link.mismatches.append(f"ZenML run {run.name} has status {run.status}, not completed")
-    unfinished = [step.name for step in steps if str(step.status) not in ("completed", "cached")]
+    unfinished = [name for name, status in run.steps.items() if status not in ("completed", "cached")]
     if unfinished:
         link.mismatches.append(f"steps not completed: {', '.join(unfinished)}")
-    if not steps:
+    if not run.steps:
         link.missing.append(f"ZenML run {run.name} has no steps")
     return link
 
@@ -313,7 +340,7 @@ def code_link(client, record: LineageRecord) -> Link:
         link.notes.append("the code had uncommitted changes when this model was trained")
     if record.mlflow_run_id is None or config_hash is None:
         return link
-    from fourds.registry.tracking import CONFIG_ARTIFACT
+    from fourds.tracking.run_log import CONFIG_ARTIFACT
 
     with tempfile.TemporaryDirectory(prefix="fourds-lineage-") as scratch:
         try:
@@ -368,7 +395,7 @@ def stored_onnx_files(client, version, scratch: Path) -> list[tuple[str, Path]]:
 
 def teacher_data_md5(tags: dict[str, str]) -> str | None:
     """The md5 of the data a registered teacher was trained on, from its version tags."""
-    from fourds.registry.models import DATA_MD5_TAG
+    from fourds.registry.versions import DATA_MD5_TAG
 
     return tags.get(DATA_MD5_TAG)
 

@@ -17,6 +17,8 @@ from fourds.method.registry import MethodSpec, method_names, method_spec, regist
 _MODULE_OF = {
     "AdaptedTeacher": "fourds.method.adapted_teacher",
     "LogitsOnly": "fourds.method.adapted_teacher",
+    "load_adapted_teacher": "fourds.method.adapted_teacher",
+    "save_adapted_teacher": "fourds.method.adapted_teacher",
     "Method": "fourds.method.base",
     "StepOutput": "fourds.method.base",
     "KnowledgeDistillation": "fourds.method.baselines",

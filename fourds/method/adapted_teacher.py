@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -11,6 +13,7 @@ from torch import nn
 from fourds.method.fourier import FourierAdapter
 from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
 from fourds.models.taps import StageTaps, probe_stage_shapes
+from fourds.models.weights import ClassifierInfo, WeightsError, load_classifier_with_extra_state, save_classifier
 
 
 class AdaptedTeacher(nn.Module):
@@ -41,6 +44,9 @@ class AdaptedTeacher(nn.Module):
     ):
         super().__init__()
         check_bn_mode(bn_mode)
+        # What rebuilding this module needs (besides the teacher): saved beside its weights.
+        self.settings = {"stage_names": list(stage_names), "input_shape": list(input_shape), "reduction": reduction,
+                         "temperature": temperature, "floor": floor, "bn_mode": bn_mode}
         self.teacher = copy.deepcopy(teacher).requires_grad_(False)
         self.stage_names = list(stage_names)
         self.bn_mode = bn_mode
@@ -89,6 +95,38 @@ class AdaptedTeacher(nn.Module):
     def mix_weights(self) -> dict[str, tuple[float, float]]:
         """(a0, a1) per stage name: a0 weighs the adapted amplitude."""
         return {name: adapter.mix_weights for name, adapter in zip(self.stage_names, self.adapters)}
+
+
+def save_adapted_teacher(
+    adapted: AdaptedTeacher, path: str | Path, *, arch: str, classes: list[str], stem: str,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write the adapted teacher (backbone with its target BatchNorm statistics, and the adapters) as one
+    safetensors file; :func:`load_adapted_teacher` rebuilds it. The header holds the classifier
+    description (as :func:`fourds.models.save_classifier` writes it) and the adapters' settings."""
+    header = {**(metadata or {}), ADAPTERS_KEY: json.dumps(adapted.settings)}
+    return save_classifier(adapted.teacher, path, arch=arch, classes=classes, stem=stem, metadata=header,
+                           extra_state=adapted.adapters.state_dict())
+
+
+def load_adapted_teacher(path: str | Path) -> tuple[LogitsOnly, ClassifierInfo]:
+    """The adapted teacher of a file written by :func:`save_adapted_teacher`, as a plain classifier
+    (``forward(x) -> logits``) in eval mode."""
+    teacher, info, state = load_classifier_with_extra_state(path)
+    if ADAPTERS_KEY not in info.metadata:
+        raise WeightsError(f"{path} holds a classifier without Fourier adapters, not an adapted teacher")
+    settings = json.loads(info.metadata[ADAPTERS_KEY])
+    adapted = AdaptedTeacher(teacher, settings.pop("stage_names"), input_shape=tuple(settings.pop("input_shape")),
+                             **settings)
+    try:
+        adapted.adapters.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: the adapters do not match their recorded settings: {exc}") from exc
+    return LogitsOnly(adapted.eval()), info
+
+
+ADAPTERS_KEY = "fourier_adapters"
+"""The weights-file header entry that holds the adapters' settings (and marks an adapted teacher)."""
 
 
 class LogitsOnly(nn.Module):

@@ -23,6 +23,8 @@ from fourds.models.zoo import STEMS, build_classifier
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 _RESERVED_KEYS = ("arch", "classes", "stem", "num_classes")
+EXTRA_STATE_PREFIX = "extra."
+"""Tensors saved beside a classifier's own (e.g. an adapted teacher's adapters) are named ``extra.<name>``."""
 _EXAMPLES = 3  # how many offending keys an error message names
 
 
@@ -49,8 +51,13 @@ def save_classifier(
     classes: list[str],
     stem: str = "imagenet",
     metadata: dict[str, str] | None = None,
+    extra_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``model``'s weights as safetensors, with arch, classes and stem in the header."""
+    """Write ``model``'s weights as safetensors, with arch, classes and stem in the header.
+
+    ``extra_state``: tensors that belong with the classifier but are not part of it (an adapted
+    teacher's adapters); only :func:`load_classifier_with_extra_state` loads such a file.
+    """
     path = Path(path)
     if path.suffix not in SAFETENSORS_SUFFIXES:
         raise ValueError(f"save_classifier writes safetensors: {path} should end in .safetensors")
@@ -67,6 +74,8 @@ def save_classifier(
 
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     _check_state_matches(state, arch=arch, classes=classes, stem=stem, source=f"the model being saved to {path}")
+    state |= {f"{EXTRA_STATE_PREFIX}{name}": tensor.detach().cpu().contiguous()
+              for name, tensor in (extra_state or {}).items()}
     header = {
         **extra,
         "arch": arch,
@@ -92,6 +101,24 @@ def load_classifier(
     they are checked against its metadata; a ``.pt``/``.pth`` state dict has no
     metadata, so ``arch`` and ``classes`` must be given.
     """
+    model, info, extra_state = load_classifier_with_extra_state(path, arch=arch, classes=classes, stem=stem)
+    if extra_state:
+        raise WeightsError(
+            f"{path} holds more than a classifier: {len(extra_state)} extra tensors (e.g. "
+            f"{', '.join(sorted(extra_state)[:_EXAMPLES])}); an adapted teacher loads with "
+            "fourds.method.adapted_teacher.load_adapted_teacher"
+        )
+    return model, info
+
+
+def load_classifier_with_extra_state(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    classes: list[str] | None = None,
+    stem: str | None = None,
+) -> tuple[nn.Module, ClassifierInfo, dict[str, torch.Tensor]]:
+    """:func:`load_classifier`, plus the ``extra_state`` the file was saved with (names without the prefix)."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
@@ -105,6 +132,9 @@ def load_classifier(
             f"expected {', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
         )
 
+    extra_state = {name.removeprefix(EXTRA_STATE_PREFIX): tensor for name, tensor in state.items()
+                   if name.startswith(EXTRA_STATE_PREFIX)}
+    state = {name: tensor for name, tensor in state.items() if not name.startswith(EXTRA_STATE_PREFIX)}
     info = _resolve_info(path, header, arch=arch, classes=classes, stem=stem)
     try:
         _check_state_matches(state, arch=info.arch, classes=info.classes, stem=info.stem, source=str(path))
@@ -115,7 +145,7 @@ def load_classifier(
     model = build_classifier(info.arch, len(info.classes), stem=info.stem)
     model.load_state_dict(state, strict=True)
     model.eval()
-    return model, info
+    return model, info, extra_state
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

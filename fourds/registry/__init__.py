@@ -1,11 +1,12 @@
-"""MLflow tracking, the model registry (students per domain, teachers), lineage tags and the promotion policy.
+"""The model registry (students per domain, teachers), lineage tags and the promotion policy.
 
 See docs/REGISTRY.md for the registry layout, tags, aliases and promotion gates.
 """
 
 from fourds.registry.aliases import CHALLENGER, CHAMPION, alias_history, alias_version, move_alias, rollback
+from fourds.registry.champion import score_champion
 from fourds.registry.errors import RegistryError
-from fourds.registry.models import (
+from fourds.registry.versions import (
     LoadedStudent,
     LoadedTeacher,
     RegisteredModelVersion,
@@ -26,10 +27,8 @@ from fourds.registry.promotion import (
     default_min_accuracy,
     gate_metrics,
     promote_if_better,
-    score_champion,
 )
 from fourds.registry.status import DomainStatus, domain_status, render_status_table
-from fourds.registry.tracking import MlflowMetricsCallback, configure_mlflow, experiment_for_domain, log_config
 
 __all__ = [
     "CHALLENGER",
@@ -38,24 +37,20 @@ __all__ = [
     "DomainStatus",
     "LoadedStudent",
     "LoadedTeacher",
-    "MlflowMetricsCallback",
     "PromotionDecision",
     "RegisteredModelVersion",
     "RegistryError",
     "alias_history",
     "alias_version",
     "champion_metrics",
-    "configure_mlflow",
     "decide_promotion",
     "default_min_accuracy",
     "domain_status",
-    "experiment_for_domain",
     "gate_metrics",
     "import_teacher",
     "load_onnx_classifier",
     "load_student",
     "load_teacher",
-    "log_config",
     "move_alias",
     "promote_if_better",
     "register_student",

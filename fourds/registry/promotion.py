@@ -23,21 +23,19 @@ it to the registry and records the decision (tags, description, MLflow run).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import mlflow
-import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from torch.utils.data import Dataset
 
 from fourds.config import PromotionConfig
 from fourds.lineage.record import LineageRecord
 from fourds.registry.aliases import CHAMPION, alias_version, current_user, get_model_version, move_alias
+from fourds.registry.tags import CLASSES_TAG
 
 ACCURACY_METRIC = "test_accuracy"
 SOURCE_TEACHER_METRIC = "source_teacher_test_accuracy"
@@ -159,8 +157,8 @@ def decide_promotion(
         reasons=[reason for _, reason in gates],
         champion_version_before=champion.version if champion else None,
         challenger_version=challenger_version,
-        challenger_accuracy=_number(challenger, ACCURACY_METRIC),
-        source_teacher_accuracy=_number(challenger, SOURCE_TEACHER_METRIC),
+        challenger_accuracy=finite_metric(challenger, ACCURACY_METRIC),
+        source_teacher_accuracy=finite_metric(challenger, SOURCE_TEACHER_METRIC),
         min_accuracy=minimum,
         champion_accuracy=champion.accuracy if champion else None,
         champion_recorded_accuracy=champion.recorded_accuracy if champion else None,
@@ -179,48 +177,6 @@ def champion_metrics(model_name: str) -> tuple[str, dict[str, float]] | None:
             return None
         raise
     return str(champion.version), _metrics_of(champion.tags)
-
-
-def score_champion(
-    model_name: str,
-    test_set: Dataset,
-    classes: list[str],
-    *,
-    batch_size: int = 256,
-    device: str | torch.device | None = None,
-) -> ChampionScore | None:
-    """Score the domain's current champion on ``test_set`` (the challenger's test split); None without a champion.
-
-    The champion's own weights (``student.safetensors`` of its version) and its own
-    recorded preprocessing are used; ``test_set`` must be an image table dataset (its
-    ``transform`` is swapped for the champion's). A champion that cannot be loaded (its
-    files cannot be downloaded, its weights are missing or unreadable, its recorded
-    preprocessing is malformed) or that predicts other classes than ``classes`` cannot be
-    scored: the result then says why, and the champion gate fails with that reason.
-    """
-    from fourds.evaluation.metrics import evaluate_classifier
-    from fourds.inference import ModelInputError, eval_transform
-    from fourds.models.weights import WeightsError
-    from fourds.registry.errors import RegistryError
-    from fourds.registry.models import load_student
-
-    current = champion_metrics(model_name)
-    if current is None:
-        return None
-    version, metrics = current
-    recorded = _number(metrics, ACCURACY_METRIC)
-    try:
-        loaded = load_student(f"{model_name}/{version}")
-    except (RegistryError, WeightsError, ModelInputError, MlflowException, OSError) as exc:
-        return ChampionScore(version, None, recorded, problem=f"it could not be loaded: {exc}")
-    if loaded.classes != list(classes):
-        return ChampionScore(version, None, recorded, problem=(
-            f"it predicts the classes {loaded.classes}, this run's test split has {list(classes)}"))
-    champion_view = copy.copy(test_set)
-    if loaded.preprocessing is not None:
-        champion_view.transform = eval_transform(loaded.preprocessing)
-    accuracy = evaluate_classifier(loaded.model, champion_view, classes, batch_size=batch_size, device=device).accuracy
-    return ChampionScore(version, accuracy, recorded)
 
 
 def promote_if_better(
@@ -255,7 +211,7 @@ def promote_if_better(
     else:
         champion = None
         if champion_version is not None:
-            recorded = _number(_metrics_of(get_model_version(model_name, champion_version).tags), ACCURACY_METRIC)
+            recorded = finite_metric(_metrics_of(get_model_version(model_name, champion_version).tags), ACCURACY_METRIC)
             if champion_score is None:
                 champion = ChampionScore(champion_version, None, recorded,
                                          problem="it was not scored on this challenger's test split")
@@ -324,10 +280,10 @@ def version_description(tags: dict[str, str], decision: PromotionDecision | None
     kept = record.student_method
     made_by = method if kept in (None, method) else f"{kept} (the scratch guard kept it over {method})"
     paragraphs = [f"**{record.domain or '?'}** student, method **{made_by}**"]
-    accuracy = _number(metrics, ACCURACY_METRIC)
+    accuracy = finite_metric(metrics, ACCURACY_METRIC)
     if accuracy is not None:
         parts = [f"test accuracy **{accuracy:.4f}**"]
-        teacher = _number(metrics, SOURCE_TEACHER_METRIC)
+        teacher = finite_metric(metrics, SOURCE_TEACHER_METRIC)
         if teacher is not None:
             parts.append(f"source teacher {teacher:.4f}")
         if decision is not None and decision.champion_accuracy is not None:
@@ -351,8 +307,6 @@ def _metrics_of(tags: dict[str, str]) -> dict[str, float]:
 
 
 def _num_classes(tags: dict[str, str]) -> int | None:
-    from fourds.registry.models import CLASSES_TAG
-
     try:
         classes = json.loads(tags[CLASSES_TAG])
     except (KeyError, json.JSONDecodeError):
@@ -360,7 +314,8 @@ def _num_classes(tags: dict[str, str]) -> int | None:
     return len(classes) if isinstance(classes, list) else None
 
 
-def _number(metrics: dict[str, float] | None, name: str) -> float | None:
+def finite_metric(metrics: dict[str, float] | None, name: str) -> float | None:
+    """``metrics[name]`` when it is there and finite, else None (a gate then fails on missing evidence)."""
     value = (metrics or {}).get(name)
     return value if value is not None and math.isfinite(value) else None
 
@@ -368,7 +323,7 @@ def _number(metrics: dict[str, float] | None, name: str) -> float | None:
 def _minimum_gate(
     challenger: dict[str, float], minimum: float | None, is_default: bool, num_classes: int | None
 ) -> tuple[bool, str]:
-    accuracy = _number(challenger, ACCURACY_METRIC)
+    accuracy = finite_metric(challenger, ACCURACY_METRIC)
     if accuracy is None:
         return False, f"FAIL minimum: the challenger has no recorded {ACCURACY_METRIC}"
     if minimum is None:
@@ -382,8 +337,8 @@ def _minimum_gate(
 
 
 def _source_teacher_gate(challenger: dict[str, float]) -> tuple[bool, str]:
-    accuracy = _number(challenger, ACCURACY_METRIC)
-    teacher = _number(challenger, SOURCE_TEACHER_METRIC)
+    accuracy = finite_metric(challenger, ACCURACY_METRIC)
+    teacher = finite_metric(challenger, SOURCE_TEACHER_METRIC)
     if accuracy is None:
         return False, f"FAIL source teacher: the challenger has no recorded {ACCURACY_METRIC}"
     if teacher is None:
@@ -398,7 +353,7 @@ def _source_teacher_gate(challenger: dict[str, float]) -> tuple[bool, str]:
 def _champion_gate(
     challenger: dict[str, float], champion: ChampionScore | None, margin: float
 ) -> tuple[bool, str]:
-    accuracy = _number(challenger, ACCURACY_METRIC)
+    accuracy = finite_metric(challenger, ACCURACY_METRIC)
     if accuracy is None:
         return False, f"FAIL champion: the challenger has no recorded {ACCURACY_METRIC}"
     if champion is None:
@@ -426,7 +381,7 @@ def _champion_gate(
 def _upper_bound_gate(
     gate: str, challenger: dict[str, float], metric: str, limit: float | None, unit: str
 ) -> tuple[bool, str]:
-    value = _number(challenger, metric)
+    value = finite_metric(challenger, metric)
     if limit is None:
         shown = unit.format(value) if value is not None else "not recorded"
         return True, f"PASS {gate}: no budget configured ({metric} = {shown})"

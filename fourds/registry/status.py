@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from fourds.config import TrackingConfig
 from fourds.lineage.record import LineageRecord
 from fourds.registry.aliases import CHALLENGER, CHAMPION
-from fourds.registry.models import DOMAIN_TAG
+from fourds.registry.versions import DOMAIN_TAG
 from fourds.registry.promotion import ACCURACY_METRIC, SIZE_METRIC
 
 

@@ -60,6 +60,23 @@ class TrainedModel:
     result: TrainResult
 
 
+STUDENT = "student"
+ADAPTED_TEACHER = "adapted_teacher"
+FINETUNED_TEACHER = "finetuned_teacher"
+DISTILLED_STUDENT = "distilled_student"
+SCRATCH_STUDENT = "scratch_student"
+
+
+@dataclass
+class ProducedNetwork:
+    """One network a distillation produced: eval mode, on the CPU, with its architecture and the method
+    that trained it."""
+
+    model: nn.Module
+    arch: str
+    method: str
+
+
 @dataclass
 class DistillResult:
     """What one distillation produced; networks are in eval mode, on the CPU."""
@@ -87,6 +104,22 @@ class DistillResult:
     unlabelled_images: int = 0
     """Unlabelled target images the student stage drew from (0: none given, ratio 0, or a method without
     label-free terms)."""
+    teacher_arch: str = ""
+    student_arch: str = ""
+
+    def networks(self) -> dict[str, ProducedNetwork]:
+        """Every network this distillation produced, by evaluation role: ``student`` (the one kept), and
+        whichever exist of ``adapted_teacher``, ``finetuned_teacher``, ``distilled_student`` (the guard kept
+        the scratch student instead) and ``scratch_student`` (the guard's runner-up)."""
+        candidates = {
+            STUDENT: (self.student, self.student_arch, self.student_method),
+            ADAPTED_TEACHER: (self.adapted_teacher, self.teacher_arch, self.method),
+            FINETUNED_TEACHER: (self.finetuned_teacher, self.teacher_arch, self.method),
+            DISTILLED_STUDENT: (self.distilled_student, self.student_arch, self.method),
+            SCRATCH_STUDENT: (self.scratch_student, self.student_arch, "student_scratch"),
+        }
+        return {role: ProducedNetwork(model, arch, method)
+                for role, (model, arch, method) in candidates.items() if model is not None}
 
     @property
     def student_method(self) -> str:
@@ -229,6 +262,8 @@ def distill(
         distilled_student=distilled_student,
         scratch_student=scratch_student,
         unlabelled_images=results[DISTILL_STAGE].unlabelled_images,
+        teacher_arch=config.model.teacher_arch,
+        student_arch=config.model.student_arch,
     )
 
 

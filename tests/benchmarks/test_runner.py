@@ -161,6 +161,15 @@ def test_tasks_are_selected_by_name_or_shell_safe_slug() -> None:
         select_suite(parse_arguments(["--suite", "full", "--tasks", "mnist"]))
 
 
+def test_budgets_are_selected_by_name_and_an_unknown_one_is_named() -> None:
+    from benchmarks.run import parse_arguments, select_suite
+
+    suite, _ = select_suite(parse_arguments(["--suite", "standard", "--budgets", "medium"]))
+    assert [(budget.name, budget.fraction) for budget in suite.budgets] == [("medium", 0.10)]
+    with pytest.raises(SystemExit, match=r"unknown budget\(s\) \['tiny'\]; the standard suite has low, medium"):
+        select_suite(parse_arguments(["--suite", "standard", "--budgets", "tiny"]))
+
+
 def test_custom_folders_make_a_task_named_after_them(tmp_path: Path) -> None:
     from benchmarks.run import parse_arguments, select_suite
 

@@ -129,24 +129,18 @@ def test_labelled_and_unlabelled_rows_never_mix(tmp_path):
 
 def test_domain_splits_keep_unlabelled_images_out_of_train_val_and_test(image_folder, workspace):
     from fourds.config import RunConfig
+    from fourds.data.datasets import domain_splits
     from fourds.data.ingest import ingest_domain
-    from steps.artifacts import IngestedDomain
-    from steps.data.datasets import domain_splits
 
     add_unlabelled(image_folder, 30)  # enough that some hash into every train/val/test bucket
     result = ingest_domain(image_folder, "pets", workspace, progress=False)
-    ingested = IngestedDomain(
-        name=result.name, domain_dir=str(result.domain_dir), images_dir=str(result.images_dir),
-        table_path=str(result.table_path), classes=result.classes, num_images=result.num_images,
-        unlabelled_images=result.unlabelled_images, domain_md5=result.domain_md5, data_md5=result.data_md5,
-        git_revision=result.git_revision, source=result.source,
-    )
+    table = read_image_table(result.table_path)
     config = RunConfig(data=DIGITS)
     buckets = {split_for(digest, config.data.val_fraction, config.data.test_fraction)
                for digest in read_image_table(result.table_path).query("split == 'unlabelled'")["sha256"]}
     assert buckets == {"train", "val", "test"}, "premise: unlabelled images whose hash names every split"
 
-    splits = domain_splits(ingested, config, result.classes)
+    splits = domain_splits(result.images_dir, table, config.data, result.classes)
 
     assert len(splits.unlabelled) == 30
     assert {label for _, label in (splits.unlabelled[index] for index in range(3))} == {-1}
@@ -156,5 +150,5 @@ def test_domain_splits_keep_unlabelled_images_out_of_train_val_and_test(image_fo
     assert len(splits.train) + len(splits.val) + len(splits.test) == 24
 
     ignored = RunConfig(data=DIGITS.model_copy(update={"unlabelled_batch_ratio": 0.0}))
-    without = domain_splits(ingested, ignored, result.classes)
+    without = domain_splits(result.images_dir, table, ignored.data, result.classes)
     assert without.unlabelled is None

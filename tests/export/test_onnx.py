@@ -14,8 +14,8 @@ from fourds.export.onnx import (
     export_onnx,
     measure_onnx_latency,
     measure_torch_latency,
-    sha256_file,
 )
+from fourds.hashing import file_sha256
 
 IMAGE_SIZE = 16
 
@@ -54,7 +54,7 @@ def test_export_records_file_facts(exported):
     _, _, result = exported
     data = result.path.read_bytes()
 
-    assert result.sha256 == hashlib.sha256(data).hexdigest() == sha256_file(result.path)
+    assert result.sha256 == hashlib.sha256(data).hexdigest() == file_sha256(result.path)
     assert result.size_bytes == len(data) and result.size_mb == pytest.approx(len(data) / 2**20)
     assert result.opset == 18
     assert (result.input_name, result.output_name) == ("images", "logits")
@@ -143,3 +143,21 @@ def test_a_torchvision_resnet_exports_with_a_dynamic_batch(tmp_path):
 
     assert check_parity(model, result.path, batch_size=5, image_size=32) < 1e-4
     assert _ort_logits(result.path, torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_export_and_check_measures_parity_and_latency_and_judges_only_on_request(tmp_path):
+    from fourds.config import ExportConfig
+    from fourds.export.onnx import export_and_check
+
+    model = tiny_cnn(seed=3)
+    config = ExportConfig(latency_batch_sizes=[4], latency_repeats=2)
+    checked = export_and_check(model, tmp_path / "m.onnx", image_size=IMAGE_SIZE, config=config, arch="tiny_cnn")
+
+    assert checked.parity_max_abs_diff == check_parity(model, checked.export.path, batch_size=3,
+                                                       image_size=IMAGE_SIZE)
+    assert sorted(checked.latency) == [1, 4]  # batch 1 always: the latency gate reads it
+    assert checked.latency_ms == {"1": checked.latency[1]["median_ms"], "4": checked.latency[4]["median_ms"]}
+    checked.raise_for_parity(max_abs_diff=checked.parity_max_abs_diff)  # at the budget: accepted
+    with pytest.raises(OnnxExportError, match=r"m\.onnx: ONNX logits differ from PyTorch by up to .* more than "
+                                              r"promotion\.max_parity_abs_diff=1e-12"):
+        checked.raise_for_parity(max_abs_diff=1e-12)

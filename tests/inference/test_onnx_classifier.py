@@ -121,7 +121,7 @@ def test_the_exported_file_records_its_preprocessing_and_classes(exported):
 
 
 def test_fourds_predict_on_an_onnx_file_gives_the_evaluation_labels(exported, tmp_path, capsys):
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     model, data, path = exported
     files = _images(tmp_path / "images" / "batch", [(20, 20), (31, 17), (16, 40), (64, 64), (18, 18), (25, 30)])
@@ -151,7 +151,7 @@ def test_fourds_predict_on_an_onnx_file_gives_the_evaluation_labels(exported, tm
 
 
 def test_predict_names_what_is_wrong_with_its_arguments(exported, tmp_path, capsys):
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     _, _, path = exported
     not_an_image = tmp_path / "notes.png"
@@ -187,7 +187,7 @@ def _with_preprocessing_metadata(path: Path, copy: Path, recorded: str | None) -
 def test_predict_warns_which_preprocessing_it_assumes_for_an_old_export(exported, tmp_path, capsys):
     import yaml
 
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     model, data, path = exported
     old_export = _with_preprocessing_metadata(path, tmp_path / "old.onnx", None)
@@ -214,7 +214,7 @@ def test_predict_warns_which_preprocessing_it_assumes_for_an_old_export(exported
 
 
 def test_predict_refuses_a_model_with_malformed_preprocessing_naming_it(exported, tmp_path, capsys):
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     _, _, path = exported
     broken = _with_preprocessing_metadata(path, tmp_path / "broken.onnx", '{"image_size": 16}')

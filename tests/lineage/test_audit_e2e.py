@@ -21,10 +21,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from fourds.cli import main
 from fourds.config import RunConfig, load_config
 from fourds.operations.watch import load_state
 from fourds.workspace import Workspace
+from fourds_app.cli import main
 
 pytestmark = pytest.mark.slow
 

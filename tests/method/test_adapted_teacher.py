@@ -84,3 +84,31 @@ def test_frozen_mode_keeps_teacher_batchnorm_statistics(source_teacher):
 def test_unknown_bn_mode_is_refused(source_teacher):
     with pytest.raises(ValueError, match="bn_mode"):
         _adapted(source_teacher, "adabn")
+
+
+def test_an_adapted_teacher_file_reloads_with_its_adapters_and_target_statistics(source_teacher, tmp_path):
+    from fourds.method.adapted_teacher import load_adapted_teacher, save_adapted_teacher
+    from fourds.models import load_classifier
+    from fourds.models.weights import WeightsError
+
+    adapted = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), reduction=8, temperature=0.5)
+    with torch.no_grad():
+        for index, adapter in enumerate(adapted.adapters):
+            adapter.theta.copy_(torch.tensor([0.3 * index, -0.2]))
+        adapted.train()(torch.randn(8, 3, 32, 32) + 2.0)  # "adapt" BatchNorm: the statistics move to the target
+    adapted.eval()
+    path = save_adapted_teacher(adapted, tmp_path / "adapted_teacher.safetensors", arch="resnet18",
+                                classes=["a", "b", "c"], stem="imagenet", metadata={"domain": "x"})
+
+    reloaded, info = load_adapted_teacher(path)
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = adapted(images)[0]
+        assert torch.equal(reloaded(images), expected)
+        assert not torch.allclose(source_teacher(images), expected, atol=1e-3)
+    assert (info.arch, info.classes, info.metadata["domain"]) == ("resnet18", ["a", "b", "c"], "x")
+    assert reloaded.model.settings == {"stage_names": STAGES, "input_shape": [3, 32, 32], "reduction": 8,
+                                       "temperature": 0.5, "floor": 1e-5, "bn_mode": "adapt"}
+    # A plain classifier loader refuses it (its adapters would be silently dropped) and says what to use.
+    with pytest.raises(WeightsError, match="load_adapted_teacher"):
+        load_classifier(path)

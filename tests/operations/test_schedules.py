@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fourds.cli import main
-from fourds.operations.schedules import check_cron
+from fourds_app.cli import main
+from pipelines.schedules import check_cron
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

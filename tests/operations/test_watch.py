@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fourds.cli import main
 from fourds.exit_codes import EXIT_LOCKED, EXIT_NOT_PROMOTED, EXIT_OK, EXIT_RUN_FAILED
 from fourds.operations.watch import (
     RunSummary,
@@ -28,6 +27,7 @@ from fourds.operations.watch import (
     watch_lock,
 )
 from fourds.workspace import Workspace
+from fourds_app.cli import main
 
 
 def write_domain(folder: Path, *, seed: int, classes=("cat", "dog"), per_class: int = 3) -> Path:

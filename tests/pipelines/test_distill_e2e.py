@@ -160,7 +160,8 @@ def monkeypatch_module():
 
 
 def test_teacher_is_registered_with_its_classes_and_data_md5(stack):
-    from fourds.registry import configure_mlflow, load_teacher
+    from fourds.registry import load_teacher
+    from fourds.tracking import configure_mlflow
 
     configure_mlflow(stack.workspace)
     registered = stack.teacher_outcome.outputs["registered_teacher"]
@@ -204,7 +205,8 @@ def test_student_version_carries_every_lineage_fact(stack):
 
 
 def test_unlabelled_images_are_used_and_recorded_in_mlflow_lineage_and_status(stack):
-    from fourds.registry import configure_mlflow, domain_status
+    from fourds.registry import domain_status
+    from fourds.tracking import configure_mlflow
 
     outputs = stack.first_outcome.outputs
     registered = outputs["registered_version"]
@@ -326,7 +328,7 @@ def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
 
 
 def test_cli_reports_a_validation_failure_with_the_file_and_exit_1(stack, tmp_path, capsys):
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     broken = tmp_path / "broken"
     subprocess.run(["cp", "-r", str(stack.sources["target"]), str(broken)], check=True)
@@ -348,9 +350,10 @@ def test_cli_reports_a_validation_failure_with_the_file_and_exit_1(stack, tmp_pa
 
 
 def test_cli_summary_points_at_the_champion_files(stack, capsys):
-    from fourds.cli import Session, _print_distill_result
+    from fourds_app.report import print_distill_result
+    from fourds_app.session import Session
 
-    assert _print_distill_result(Session(stack.workspace, stack.config, None), stack.first_outcome) is True
+    assert print_distill_result(Session(stack.workspace, stack.config, None), stack.first_outcome) is True
     out = capsys.readouterr().out
 
     files_line = next(line for line in out.splitlines() if "its files:" in line)
@@ -363,7 +366,7 @@ def test_cli_summary_points_at_the_champion_files(stack, capsys):
 
 def test_cli_refuses_a_near_chance_first_version_with_the_default_gates_and_exit_4(stack, tmp_path, capsys):
     """With the default promotion settings, a chance-level first student of a domain is never crowned."""
-    from fourds.cli import main
+    from fourds_app.cli import main
 
     frozen = tiny_config(student_lr=FROZEN_STUDENT_LR).model_dump(mode="json")
     frozen["promotion"]["min_accuracy"] = None  # the default: (1 + 1/3) / 2 for three classes
@@ -386,14 +389,14 @@ def test_cli_refuses_a_near_chance_first_version_with_the_default_gates_and_exit
 def test_fourds_predict_labels_test_images_as_the_evaluation_step_does(stack, tmp_path, capsys):
     """The registered champion and the exported ONNX file, through ``fourds predict``, against the student's
     predictions on the test split computed as the evaluation step computes them."""
-    from fourds.cli import main
+    from fourds_app.cli import main
     from fourds.evaluation.predict import predict_logits
     from fourds.models import load_classifier
-    from steps.data.datasets import domain_splits
+    from fourds.runs.data import run_splits
 
     outputs = stack.first_outcome.outputs
     ingested = outputs["ingested_domain"]
-    test_set = domain_splits(ingested, stack.config, outputs["trained_models"].classes).test
+    test_set = run_splits(ingested, stack.config, outputs["trained_models"].classes).test
     student, _ = load_classifier(outputs["trained_models"].weights["student"])
     logits, _ = predict_logits(student, test_set)
     expected = [outputs["trained_models"].classes[i] for i in logits.argmax(dim=1).tolist()]
@@ -416,13 +419,13 @@ def test_the_champion_and_the_teacher_load_with_plain_mlflow_pyfunc(stack):
 
     from fourds.evaluation.predict import predict_logits
     from fourds.models import load_classifier
-    from fourds.registry import configure_mlflow
-    from steps.data.datasets import domain_splits
+    from fourds.tracking import configure_mlflow
+    from fourds.runs.data import run_splits
 
     configure_mlflow(stack.workspace)
     outputs = stack.first_outcome.outputs
     ingested, classes = outputs["ingested_domain"], outputs["trained_models"].classes
-    test_set = domain_splits(ingested, stack.config, classes).test
+    test_set = run_splits(ingested, stack.config, classes).test
     images = np.stack([np.asarray(Image.open(Path(ingested.images_dir) / path).convert("RGB"))
                        for path in test_set.paths])
     teacher = stack.teacher_outcome.outputs["registered_teacher"]
@@ -462,7 +465,7 @@ def test_the_mlflow_run_shows_each_stage_datasets_and_the_commit(stack):
 
 
 def test_manual_promote_and_rollback_are_audited(stack, capsys):
-    from fourds.cli import main
+    from fourds_app.cli import main
     from fourds.registry import alias_history
 
     model = stack.student_model

@@ -1,14 +1,9 @@
-"""A real MLflow (SQLite tracking + registry) per test, in the test's own workspace.
-
-Creating MLflow's schema takes seconds, so it is built once per session and every test
-gets a fresh copy of that empty database: full isolation without paying the migration
-each time.
-"""
+"""Tiny ONNX classifiers and bare registered versions for the registry tests (the MLflow
+``workspace`` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import mlflow
 import numpy as np
@@ -16,42 +11,18 @@ import onnx
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from onnx import TensorProto, helper, numpy_helper
 
 from fourds.config import TrackingConfig
-from fourds.export.onnx import OnnxExport, classifier_metadata, sha256_file
+from fourds.export.onnx import OnnxExport, classifier_metadata
+from fourds.hashing import file_sha256
 from fourds.inference import ImagePreprocessing
 from fourds.lineage.record import LineageRecord
-from fourds.registry.tracking import configure_mlflow
-from fourds.workspace import Workspace
 
 
 TINY_CLASSES = ["zero", "one", "two"]
 """The classes of the ``make_onnx`` classifiers (and of test_models.py's student weights)."""
 TINY_PREPROCESSING = ImagePreprocessing(image_size=4, resize_size=4, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-
-
-@pytest.fixture(scope="session")
-def empty_mlflow_db(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mlflow-template")
-    database = folder / "mlflow.db"
-    SqlAlchemyStore(f"sqlite:///{database}", (folder / "unused-artifacts").as_uri()).engine.dispose()
-    return database
-
-
-@pytest.fixture
-def workspace(tmp_path, empty_mlflow_db, monkeypatch) -> Workspace:
-    """A workspace whose MLflow is the default local SQLite store, configured and empty."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.chdir(tmp_path)  # anything written relative to the cwd would show up here
-    workspace = Workspace(tmp_path / "workspace").ensure()
-    shutil.copy(empty_mlflow_db, workspace.mlflow_db)
-    configure_mlflow(workspace, TrackingConfig())
-    yield workspace
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
 
 
 @pytest.fixture
@@ -81,7 +52,7 @@ def _write_tiny_onnx(path, seed: int) -> OnnxExport:
     onnx.save_model(model, str(path))
     return OnnxExport(
         path=path,
-        sha256=sha256_file(path),
+        sha256=file_sha256(path),
         size_bytes=path.stat().st_size,
         opset=18,
         input_name="images",

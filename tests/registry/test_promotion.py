@@ -18,7 +18,8 @@ from fourds.lineage.record import LineageRecord
 from fourds.models.weights import save_classifier
 from fourds.models.zoo import build_classifier
 from fourds.registry.aliases import alias_version, move_alias
-from fourds.registry.models import load_student, register_student
+from fourds.registry.champion import score_champion
+from fourds.registry.versions import load_student, register_student
 from fourds.registry.promotion import (
     ChampionScore,
     champion_metrics,
@@ -26,9 +27,8 @@ from fourds.registry.promotion import (
     default_min_accuracy,
     gate_metrics,
     promote_if_better,
-    score_champion,
 )
-from fourds.registry.tracking import experiment_for_domain
+from fourds.tracking.store import experiment_for_domain
 
 MODEL = "fourds-student-usps"
 
@@ -370,7 +370,7 @@ def test_a_champion_that_cannot_be_loaded_fails_the_champion_gate_with_the_reaso
     """Missing or unreadable champion files do not fail the run: the champion gate fails, saying why."""
     from mlflow.exceptions import MlflowException
 
-    import fourds.registry.models
+    import fourds.registry.versions
 
     champion, weights = _registered_champion(make_onnx, tmp_path)
     stored = MlflowClient().get_model_version_download_uri(MODEL, champion.version).removeprefix("file://")
@@ -383,7 +383,7 @@ def test_a_champion_that_cannot_be_loaded_fails_the_champion_gate_with_the_reaso
         def unreachable(version, scratch):
             raise MlflowException(f"artifact store unreachable: {stored}")
 
-        monkeypatch.setattr(fourds.registry.models, "_download_version", unreachable)
+        monkeypatch.setattr(fourds.registry.versions, "_download_version", unreachable)
     images = tmp_path / "images"
     images.mkdir()
 

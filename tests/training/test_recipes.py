@@ -159,3 +159,25 @@ def test_two_stage_reports_the_teacher_as_fine_tuning_left_it(teacher, target_da
     longer = distill(longer_kd, teacher, *target_data, num_classes=NUM_CLASSES)
     assert longer.train_results["distill"].steps == 3 and short.train_results["distill"].steps == 1
     _assert_unchanged(longer.finetuned_teacher, _snapshot(short.finetuned_teacher))
+
+
+def test_networks_lists_every_trained_network_by_role_with_its_architecture_and_method():
+    student, adapted, finetuned, runner_up = (torch.nn.Linear(1, 1) for _ in range(4))
+    result = DistillResult(method="4ds", student=student, train_results={}, stage_seconds={}, wall_seconds=1.0,
+                           images_per_second=1.0, adapted_teacher=adapted, scratch_student=runner_up,
+                           teacher_arch="resnet34", student_arch="resnet18")
+
+    networks = result.networks()
+    assert {role: (n.model, n.arch, n.method) for role, n in networks.items()} == {
+        "student": (student, "resnet18", "4ds"),
+        "adapted_teacher": (adapted, "resnet34", "4ds"),
+        "scratch_student": (runner_up, "resnet18", "student_scratch"),
+    }
+    two_stage = DistillResult(method="two_stage", student=student, train_results={}, stage_seconds={},
+                              wall_seconds=1.0, images_per_second=1.0, finetuned_teacher=finetuned,
+                              distilled_student=runner_up, teacher_arch="resnet34", student_arch="resnet18")
+    assert {role: (n.model, n.arch, n.method) for role, n in two_stage.networks().items()} == {
+        "student": (student, "resnet18", "two_stage"),
+        "finetuned_teacher": (finetuned, "resnet34", "two_stage"),
+        "distilled_student": (runner_up, "resnet18", "two_stage"),
+    }

@@ -1,0 +1,66 @@
+"""Starting the pipelines from a session: ZenML's store in the workspace, the run options of ``--config``."""
+
+from __future__ import annotations
+
+import logging
+
+from fourds_app.session import Session, UsageProblem, use_workspace_zenml_store
+
+
+def run_teacher_pipeline(session: Session, **params):
+    """``pipelines.train_teacher.run_train_teacher`` for this session (``params``: domain, data_source...)."""
+    use_workspace_zenml_store(session.workspace)
+    from pipelines.launch import zenml_run_options
+    from pipelines.train_teacher import run_train_teacher
+
+    _hide_tracebacks_in_logs(unless=session.debug)
+    return run_train_teacher(session.config, workspace=session.workspace.ensure(),
+                             zenml_options=zenml_run_options(session.config_file), **params)
+
+
+def run_distill_pipeline(session: Session, **params):
+    """``pipelines.distill.run_distill`` for this session (``params``: domain, data_source, teacher...)."""
+    use_workspace_zenml_store(session.workspace)
+    from pipelines.distill import run_distill
+    from pipelines.launch import zenml_run_options
+
+    _hide_tracebacks_in_logs(unless=session.debug)
+    return run_distill(session.config, workspace=session.workspace.ensure(),
+                       zenml_options=zenml_run_options(session.config_file), **params)
+
+
+def schedule_distill_pipeline(session: Session, *, cron: str, **params) -> str:
+    """``fourds distill --schedule CRON``: hand the pipeline to an orchestrator that keeps schedules.
+
+    Each scheduled run reads the data source when it fires, inside the orchestrator's
+    containers: give a URL or a path mounted there, not a path on this machine.
+    """
+    use_workspace_zenml_store(session.workspace)
+    from pipelines.launch import zenml_run_options
+    from pipelines.schedules import ScheduleNotSupported, check_cron, schedule_distill
+
+    try:
+        check_cron(cron)
+    except ValueError as exc:
+        raise UsageProblem(f"--schedule: {exc}") from None
+    try:
+        return schedule_distill(session.config, cron=cron, workspace=session.workspace,
+                                zenml_options=zenml_run_options(session.config_file), **params)
+    except ScheduleNotSupported as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+class _WithoutTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _hide_tracebacks_in_logs(*, unless: bool) -> None:
+    """ZenML logs a failed step's traceback; the user gets the one-line error instead (``--debug`` keeps it)."""
+    if unless:
+        return
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(existing, _WithoutTraceback) for existing in handler.filters):
+            handler.addFilter(_WithoutTraceback())

@@ -1,0 +1,123 @@
+"""What every command that touches a workspace shares: the session, its options, and checks of what it was given."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from fourds.config import RunConfig, load_config
+from fourds.workspace import Workspace
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+
+class UsageProblem(click.UsageError):
+    """The command cannot start: a path, a reference or an argument is wrong (exit 2)."""
+
+
+@dataclass
+class Session:
+    """What every command that touches the workspace needs."""
+
+    workspace: Workspace
+    config: RunConfig
+    config_file: Path | None
+    debug: bool = False
+
+
+def workspace_options(command):
+    """Add ``--workspace``, ``--config`` and ``--debug`` to a command and pass it a :class:`Session`."""
+
+    @click.option(
+        "--workspace",
+        "workspace_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Workspace folder (data, MLflow DB, runs). Default: $FOURDS_HOME, else the current directory.",
+    )
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="RunConfig YAML, bare or as zenml_config.yaml (parameters: config:).",
+    )
+    @click.option("--debug", is_flag=True, help="Show Python tracebacks of errors.")
+    @functools.wraps(command)
+    def wrapper(workspace_dir: Path | None, config_file: Path | None, debug: bool, **kwargs):
+        kwargs["session"] = open_session(workspace_dir, config_file, debug=debug)
+        return command(**kwargs)
+
+    return wrapper
+
+
+def open_session(workspace_dir: Path | None, config_file: Path | None, *, debug: bool = False) -> Session:
+    workspace = Workspace(workspace_dir.resolve()) if workspace_dir else Workspace.default()
+    if workspace.root.exists() and not workspace.root.is_dir():
+        raise UsageProblem(f"workspace {workspace.root} is not a folder")
+    return Session(workspace=workspace, config=load_config(config_file), config_file=config_file, debug=debug)
+
+
+def use_workspace_zenml_store(workspace: Workspace) -> None:
+    """Keep ZenML's state inside the workspace unless the user points ZenML elsewhere.
+
+    Must run before ZenML is first imported. Set ``ZENML_CONFIG_PATH`` yourself (e.g. to
+    ``~/.config/zenml``) to use your own ZenML server and stacks instead.
+    """
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(workspace.state_dir / "zenml"))
+    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def check_data_source(source: str) -> str:
+    """A local source must exist before a pipeline starts; URLs are checked by ingest."""
+    if "://" in source:
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageProblem(f"--data {source}: no such file or folder")
+    return str(path.resolve())
+
+
+def check_teacher_reference(session: Session, reference: str | None) -> None:
+    """Fail in a second, not after the pipeline has started, when ``--teacher`` names nothing."""
+    from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES
+    from fourds.registry import resolve_model_version
+    from fourds.tracking import configure_mlflow
+
+    tracking = session.config.tracking
+    if reference and (Path(reference).suffix in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES or Path(reference).exists()):
+        if not Path(reference).is_file():
+            raise UsageProblem(f"--teacher {reference}: no such weights file")
+        return
+    configure_mlflow(session.workspace.ensure(), tracking)
+    try:
+        resolve_model_version(reference or tracking.teacher_model_name, default_name=tracking.teacher_model_name)
+    except Exception as exc:
+        hint = "" if reference else " (no --teacher given; train one with 'fourds teacher train' or import one)"
+        raise UsageProblem(f"--teacher {reference or tracking.teacher_model_name}: {exc}{hint}") from exc
+
+
+def who_is_acting(who: str | None) -> str:
+    return who or os.environ.get("USER") or getpass.getuser()
+
+
+def parse_classes(spec: str) -> list[str]:
+    """``--classes``: comma-separated names, or a text file with one per line."""
+    path = Path(spec)
+    if path.is_file():
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    else:
+        names = [name.strip() for name in spec.split(",") if name.strip()]
+    if len(names) < 2:
+        raise UsageProblem(f"--classes {spec!r}: need at least two class names (comma-separated or a file)")
+    if len(set(names)) != len(names):
+        raise UsageProblem(f"--classes {spec!r}: class names repeat")
+    return names

@@ -1,1 +1,0 @@
-"""Steps that bring a domain into the workspace and check it."""

@@ -1,1 +1,0 @@
-"""Steps that score trained models on the test split."""

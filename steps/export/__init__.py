@@ -1,1 +1,0 @@
-"""Steps that turn the student into a deployable file."""

@@ -1,1 +1,0 @@
-"""Steps that resolve models (the frozen teacher) into files of the run folder."""

@@ -1,1 +1,0 @@
-"""Steps that write to the model registry: registration and promotion (always last)."""

@@ -1,1 +1,0 @@
-"""Steps that open the run: its folder and its MLflow run."""

@@ -1,1 +1,0 @@
-"""Steps that train: the teacher on a source domain, the student by distillation."""
