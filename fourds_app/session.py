@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from fourds.config import RunConfig, load_config
-from fourds.workspace import Workspace
+from fourds.workspace import DomainNameError, Workspace, check_domain_name
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
@@ -74,6 +74,17 @@ def use_workspace_zenml_store(workspace: Workspace) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def domain_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback of every option that names a domain: a bad name stops the command while its
+    arguments are parsed, before a folder, an MLflow experiment or a ZenML run exists (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return check_domain_name(value)
+    except DomainNameError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def check_data_source(source: str) -> str:

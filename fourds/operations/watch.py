@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fourds.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK, EXIT_RUN_FAILED
-from fourds.workspace import Workspace
+from fourds.workspace import DomainNameError, Workspace, check_domain_name
 
 STATE_FILE = "watch-state.json"
 LOCK_FILE = "watch.lock"
@@ -212,8 +212,7 @@ def scan_domains(source: Path, workspace: Workspace) -> list[WatchedDomain]:
     The workspace's data folder: each ingested ``data/domains/<name>``; its ``images/``
     is what a run re-ingests. Hidden folders and ingests in progress are left out.
     """
-    from fourds.data.ingest import IMAGES_FOLDER, check_domain_name
-    from fourds.data.sources import DataSourceError
+    from fourds.data.ingest import IMAGES_FOLDER
     from fourds.data.versioning import STAGING_PREFIX, DataVersionError, directory_md5
 
     if not source.is_dir():
@@ -230,7 +229,7 @@ def scan_domains(source: Path, workspace: Workspace) -> list[WatchedDomain]:
         run_folder = folder / IMAGES_FOLDER if ingested else folder
         try:
             check_domain_name(folder.name)
-        except DataSourceError as exc:
+        except DomainNameError as exc:  # reported as invalid; the other domains still run
             domains.append(WatchedDomain(folder.name, run_folder, None, problem=str(exc)))
             continue
         if ingested and not run_folder.is_dir():

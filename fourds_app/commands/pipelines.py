@@ -16,6 +16,7 @@ from fourds_app.session import (
     UsageProblem,
     check_data_source,
     check_teacher_reference,
+    domain_option,
     open_session,
     parse_classes,
     workspace_options,
@@ -61,7 +62,7 @@ def teacher() -> None:
 
 
 @teacher.command("train")
-@click.option("--domain", required=True, help="Name of the source domain, e.g. 'photos'.")
+@click.option("--domain", required=True, callback=domain_option, help="Name of the source domain, e.g. 'photos'.")
 @click.option("--data", "data_source", required=True,
               help="Image folder <class>/<file>, CSV manifest, .tar.gz, or URL.")
 @click.option("--sha256", default=None, help="Expected sha256 of a downloaded archive.")
@@ -82,7 +83,7 @@ def teacher_train(session: Session, domain: str, data_source: str, sha256: str |
               help="Comma-separated class names in output order, or a text file with one per line.")
 @click.option("--stem", type=click.Choice(["imagenet", "no_maxpool", "small_input"]), default=None,
               help="Input stem the weights were trained with (default: the config's).")
-@click.option("--source-domain", default=None,
+@click.option("--source-domain", default=None, callback=domain_option,
               help="Domain the teacher was trained on; it becomes an alias (fourds-teacher@<domain>).")
 @workspace_options
 def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec: str, stem: str | None,
@@ -100,7 +101,7 @@ def teacher_import(session: Session, weights_file: Path, arch: str, classes_spec
 
 
 @click.command()
-@click.option("--domain", required=True, help="Name of the target domain, e.g. 'sketches'.")
+@click.option("--domain", required=True, callback=domain_option, help="Name of the target domain, e.g. 'sketches'.")
 @click.option("--data", "data_source", required=True,
               help="Image folder <class>/<file>, CSV manifest, .tar.gz, or URL.")
 @click.option("--teacher", "teacher_ref", default=None,
