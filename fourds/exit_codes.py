@@ -8,7 +8,8 @@ EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 """The command could not start: bad arguments, configuration or paths."""
 EXIT_LOCKED = 3
-"""``watch``: another watcher holds the lock on this workspace; nothing was done."""
+"""Another process holds a lock the command needs; nothing was done. ``watch``: another watcher holds this
+workspace's lock. ``distill``, ``teacher train``, ``demo``: another run of the same domain is in progress."""
 EXIT_NOT_PROMOTED = 4
 """``distill``, ``demo``, ``watch``: the run(s) finished and registered a student, but the promotion gates kept
 it a challenger (for ``watch``, at least one; a failure, exit 1, takes precedence)."""

@@ -9,6 +9,7 @@ Layout of a workspace root (the project root when you run from a clone)::
       mlartifacts/        MLflow artifact store
       runs/<run>/         checkpoints, reports and exports of one run
       watch.lock          held by ``fourds watch`` while it runs
+      locks/<domain>.lock held by a pipeline run of that domain, from ingest to promotion
 
 The root is ``$FOURDS_HOME`` when set, else the current directory. ``$MLFLOW_TRACKING_URI``
 (or ``TrackingConfig.tracking_uri``) points MLflow elsewhere, e.g. at a tracking server.
@@ -94,6 +95,14 @@ class Workspace:
 
     def run_dir(self, run_name: str) -> Path:
         return self.runs_dir / _check_path_component(run_name, "run name")
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    def domain_lock_file(self, name: str) -> Path:
+        """The lock a pipeline run of domain ``name`` holds (see :mod:`fourds.operations.locks`)."""
+        return self.locks_dir / f"{check_domain_name(name)}.lock"
 
     @property
     def mlflow_db(self) -> Path:

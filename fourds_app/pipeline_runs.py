@@ -1,32 +1,59 @@
-"""Starting the pipelines from a session: ZenML's store in the workspace, the run options of ``--config``."""
+"""Starting the pipelines from a session: the domain's lock, ZenML's store in the workspace, the run options
+of ``--config``."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import click
+
+from fourds.exit_codes import EXIT_LOCKED
+from fourds.operations.locks import LockHeld, domain_lock
 from fourds_app.session import Session, UsageProblem, use_workspace_zenml_store
 
 
-def run_teacher_pipeline(session: Session, **params):
-    """``pipelines.train_teacher.run_train_teacher`` for this session (``params``: domain, data_source...)."""
-    use_workspace_zenml_store(session.workspace)
-    from pipelines.launch import zenml_run_options
-    from pipelines.train_teacher import run_train_teacher
+def run_teacher_pipeline(session: Session, *, domain: str, **params):
+    """``pipelines.train_teacher.run_train_teacher`` for this session (``params``: data_source...), holding
+    ``domain``'s lock for the whole run (:class:`~fourds.operations.locks.DomainLocked` when another run has it)."""
+    with _domain_run_lock(session, domain):
+        use_workspace_zenml_store(session.workspace)
+        from pipelines.launch import zenml_run_options
+        from pipelines.train_teacher import run_train_teacher
 
-    _hide_tracebacks_in_logs(unless=session.debug)
-    return run_train_teacher(session.config, workspace=session.workspace.ensure(),
-                             zenml_options=zenml_run_options(session.config_file), **params)
+        _hide_tracebacks_in_logs(unless=session.debug)
+        return run_train_teacher(session.config, workspace=session.workspace.ensure(), domain=domain,
+                                 zenml_options=zenml_run_options(session.config_file), **params)
 
 
-def run_distill_pipeline(session: Session, **params):
-    """``pipelines.distill.run_distill`` for this session (``params``: domain, data_source, teacher...)."""
-    use_workspace_zenml_store(session.workspace)
-    from pipelines.distill import run_distill
-    from pipelines.launch import zenml_run_options
+def run_distill_pipeline(session: Session, *, domain: str, **params):
+    """``pipelines.distill.run_distill`` for this session (``params``: data_source, teacher...), holding
+    ``domain``'s lock for the whole run (:class:`~fourds.operations.locks.DomainLocked` when another run has it)."""
+    with _domain_run_lock(session, domain):
+        use_workspace_zenml_store(session.workspace)
+        from pipelines.distill import run_distill
+        from pipelines.launch import zenml_run_options
 
-    _hide_tracebacks_in_logs(unless=session.debug)
-    return run_distill(session.config, workspace=session.workspace.ensure(),
-                       zenml_options=zenml_run_options(session.config_file), **params)
+        _hide_tracebacks_in_logs(unless=session.debug)
+        return run_distill(session.config, workspace=session.workspace.ensure(), domain=domain,
+                           zenml_options=zenml_run_options(session.config_file), **params)
+
+
+def _domain_run_lock(session: Session, domain: str):
+    """Taken before anything else, so a refused run has ingested, created and registered nothing."""
+    return domain_lock(session.workspace, domain, on_takeover=lambda message: click.echo(f"warning: {message}",
+                                                                                        err=True))
+
+
+@contextmanager
+def exit_3_when_locked() -> Iterator[None]:
+    """For a command: another process holds a lock it needs -> ``error: ...`` and exit 3 (EXIT_LOCKED)."""
+    try:
+        yield
+    except LockHeld as locked:
+        click.echo(f"error: {locked}", err=True)
+        raise click.exceptions.Exit(EXIT_LOCKED) from None
 
 
 def schedule_distill_pipeline(session: Session, *, cron: str, **params) -> str:

@@ -15,17 +15,16 @@ workspace, rewritten atomically after each success. Not the registry's lineage t
 because those hold the md5 of the *ingested* domain folder (images plus the per-image
 table), which cannot be compared with a raw source folder without ingesting it first.
 
-A lock file (``.fourds/watch.lock``, an ``flock`` held for the whole pass) keeps two
-watchers from running at once. The kernel drops the lock when its holder exits, even
-on a crash, so a leftover file from a dead watcher never blocks the next one.
+A lock file (``.fourds/watch.lock``, an ``flock`` held for the whole pass, see
+:mod:`fourds.operations.locks`) keeps two watchers from running at once. The kernel drops
+the lock when its holder exits, even on a crash, so a leftover file from a dead watcher
+never blocks the next one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,21 +33,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fourds.exit_codes import EXIT_NOT_PROMOTED, EXIT_OK, EXIT_RUN_FAILED
+from fourds.operations.locks import LockHeld, exclusive_lock
 from fourds.workspace import DomainNameError, Workspace, check_domain_name
 
 STATE_FILE = "watch-state.json"
 LOCK_FILE = "watch.lock"
 
 
-class WatchLocked(RuntimeError):
+class WatchLocked(LockHeld):
     """Another ``fourds watch`` is running on the same workspace."""
 
     def __init__(self, lock_path: Path, holder: str):
-        self.lock_path = lock_path
-        self.holder = holder
         super().__init__(
             f"another fourds watch is running on this workspace ({holder}); it holds {lock_path}. "
-            "This pass did nothing; the next one will pick up whatever is still due."
+            "This pass did nothing; the next one will pick up whatever is still due.",
+            lock_path=lock_path,
+            holder=holder,
         )
 
 
@@ -321,36 +321,16 @@ def lock_path(workspace: Workspace) -> Path:
 
 
 @contextmanager
-def watch_lock(workspace: Workspace) -> Iterator[Path]:
+def watch_lock(workspace: Workspace, *, on_takeover: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Hold the workspace's watch lock for the duration of the block, or raise :class:`WatchLocked`.
 
-    ``flock`` is released by the kernel when the holder exits, so a stale file left by
-    a killed watcher is simply taken over. (flock is not reliable on NFS: keep the
-    workspace's ``.fourds`` on a local disk when several machines share it.)
+    One :func:`fourds.operations.locks.exclusive_lock`: a file left by a killed watcher is taken over.
+    Each domain's run inside the pass takes that domain's own lock (another file), so a pass never
+    waits for itself; a domain whose lock another run holds fails for this pass and is retried by the next.
     """
     path = lock_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")  # noqa: SIM115 - held open for the whole block
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise WatchLocked(path, handle.read().strip() or "holder unknown") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{datetime.now(UTC).isoformat(timespec='seconds')}")
-        handle.flush()
-        try:
-            yield path
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    finally:
-        handle.close()
+    with exclusive_lock(path, refused=lambda holder: WatchLocked(path, holder), on_takeover=on_takeover):
+        yield path
 
 
 def summarize(report: WatchReport) -> str:

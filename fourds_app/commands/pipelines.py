@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from fourds.exit_codes import EXIT_NOT_PROMOTED
-from fourds_app.pipeline_runs import run_distill_pipeline, run_teacher_pipeline, schedule_distill_pipeline
+from fourds_app.pipeline_runs import (
+    exit_3_when_locked,
+    run_distill_pipeline,
+    run_teacher_pipeline,
+    schedule_distill_pipeline,
+)
 from fourds_app.report import print_distill_result, print_timings
 from fourds_app.session import (
     DEMO_CONFIG,
@@ -45,11 +50,12 @@ def demo(session: Session, images_per_class: int) -> None:
     click.echo(f"workspace: {workspace.root}")
     sources = generate_demo_domains(workspace.state_dir / "demo-sources", images_per_class=images_per_class,
                                     image_size=session.config.data.image_size)
-    teacher_outcome = run_teacher_pipeline(session, domain="source", data_source=str(sources["source"]))
-    registered_teacher = teacher_outcome.outputs["registered_teacher"]
-    teacher_ref = f"{registered_teacher.model_name}/{registered_teacher.version}"
-    distill_outcome = run_distill_pipeline(session, domain="target", data_source=str(sources["target"]),
-                                            teacher=teacher_ref)
+    with exit_3_when_locked():
+        teacher_outcome = run_teacher_pipeline(session, domain="source", data_source=str(sources["source"]))
+        registered_teacher = teacher_outcome.outputs["registered_teacher"]
+        teacher_ref = f"{registered_teacher.model_name}/{registered_teacher.version}"
+        distill_outcome = run_distill_pipeline(session, domain="target", data_source=str(sources["target"]),
+                                                teacher=teacher_ref)
     promoted = print_distill_result(session, distill_outcome)
     print_timings([teacher_outcome, distill_outcome], total_seconds=time.perf_counter() - started)
     if not promoted:
@@ -68,9 +74,13 @@ def teacher() -> None:
 @click.option("--sha256", default=None, help="Expected sha256 of a downloaded archive.")
 @workspace_options
 def teacher_train(session: Session, domain: str, data_source: str, sha256: str | None) -> None:
-    """Train a teacher on a source domain and register it in the MLflow registry."""
-    outcome = run_teacher_pipeline(session, domain=domain, data_source=check_data_source(data_source),
-                                    data_sha256=sha256)
+    """Train a teacher on a source domain and register it in the MLflow registry.
+
+    Exits with 3, doing nothing, while another run of the same domain is in progress.
+    """
+    data_source = check_data_source(data_source)
+    with exit_3_when_locked():
+        outcome = run_teacher_pipeline(session, domain=domain, data_source=data_source, data_sha256=sha256)
     registered = outcome.outputs["registered_teacher"]
     click.echo(f"registered teacher {registered.model_name} version {registered.version}")
     print_timings([outcome], total_seconds=outcome.wall_seconds)
@@ -116,7 +126,8 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
             cron: str | None) -> None:
     """Distil the frozen teacher into a student for DOMAIN; register it and promote if it wins.
 
-    Exits with 4 when the run finished but its student stays challenger (docs/REGISTRY.md, promotion gates).
+    Exits with 4 when the run finished but its student stays challenger (docs/REGISTRY.md, promotion gates),
+    with 3, doing nothing, while another run of the same domain is in progress.
     """
     if cron:
         click.echo(schedule_distill_pipeline(session, cron=cron, domain=domain, data_source=data_source,
@@ -124,8 +135,9 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
         return
     data_source = check_data_source(data_source)
     check_teacher_reference(session, teacher_ref)
-    outcome = run_distill_pipeline(session, domain=domain, data_source=data_source,
-                                    teacher=teacher_ref, data_sha256=sha256)
+    with exit_3_when_locked():
+        outcome = run_distill_pipeline(session, domain=domain, data_source=data_source,
+                                        teacher=teacher_ref, data_sha256=sha256)
     promoted = print_distill_result(session, outcome)
     print_timings([outcome], total_seconds=outcome.wall_seconds)
     if not promoted:
