@@ -4,13 +4,10 @@ of ``--config``."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
-from fourds.exit_codes import EXIT_LOCKED
-from fourds.operations.locks import LockHeld, domain_lock
+from fourds.operations.locks import domain_lock
 from fourds_app.session import Session, UsageProblem, use_workspace_zenml_store
 
 
@@ -44,16 +41,6 @@ def _domain_run_lock(session: Session, domain: str):
     """Taken before anything else, so a refused run has ingested, created and registered nothing."""
     return domain_lock(session.workspace, domain, on_takeover=lambda message: click.echo(f"warning: {message}",
                                                                                         err=True))
-
-
-@contextmanager
-def exit_3_when_locked() -> Iterator[None]:
-    """For a command: another process holds a lock it needs -> ``error: ...`` and exit 3 (EXIT_LOCKED)."""
-    try:
-        yield
-    except LockHeld as locked:
-        click.echo(f"error: {locked}", err=True)
-        raise click.exceptions.Exit(EXIT_LOCKED) from None
 
 
 def schedule_distill_pipeline(session: Session, *, cron: str, **params) -> str:

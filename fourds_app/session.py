@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from fourds.config import RunConfig, load_config
+from fourds.exit_codes import EXIT_LOCKED
 from fourds.workspace import DomainNameError, Workspace, check_domain_name
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
@@ -61,6 +64,19 @@ def open_session(workspace_dir: Path | None, config_file: Path | None, *, debug:
     if workspace.root.exists() and not workspace.root.is_dir():
         raise UsageProblem(f"workspace {workspace.root} is not a folder")
     return Session(workspace=workspace, config=load_config(config_file), config_file=config_file, debug=debug)
+
+
+@contextmanager
+def exit_3_when_locked() -> Iterator[None]:
+    """Around what a command cannot do while another process holds a lock it needs (a domain's runs, an alias
+    move): ``error: ...`` naming the lock and its holder, and exit 3 (EXIT_LOCKED)."""
+    from fourds.operations.locks import LockHeld
+
+    try:
+        yield
+    except LockHeld as locked:
+        click.echo(f"error: {locked}", err=True)
+        raise click.exceptions.Exit(EXIT_LOCKED) from None
 
 
 def use_workspace_zenml_store(workspace: Workspace) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fourds_app.session import Session, UsageProblem, who_is_acting, workspace_options
+from fourds_app.session import Session, UsageProblem, exit_3_when_locked, who_is_acting, workspace_options
 
 
 @click.command()
@@ -80,8 +80,9 @@ def promote(session: Session, model_name: str, version: str, reason: str, who: s
     from fourds.tracking import configure_mlflow
 
     configure_mlflow(session.workspace.ensure(), session.config.tracking)
-    previous = move_alias(model_name, CHAMPION, version, who=who_is_acting(who), reason=reason,
-                          action="manual promote")
+    with exit_3_when_locked():
+        previous = move_alias(model_name, CHAMPION, version, who=who_is_acting(who), reason=reason,
+                              action="manual promote")
     click.echo(f"{model_name}@{CHAMPION} -> version {version} (was {previous or 'unset'})")
 
 
@@ -96,5 +97,6 @@ def rollback(session: Session, model_name: str, reason: str, who: str | None) ->
     from fourds.tracking import configure_mlflow
 
     configure_mlflow(session.workspace.ensure(), session.config.tracking)
-    version = rollback_champion(model_name, reason=reason, who=who_is_acting(who))
+    with exit_3_when_locked():
+        version = rollback_champion(model_name, reason=reason, who=who_is_acting(who))
     click.echo(f"{model_name}@champion -> version {version}")

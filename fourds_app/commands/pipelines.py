@@ -8,12 +8,7 @@ from pathlib import Path
 import click
 
 from fourds.exit_codes import EXIT_NOT_PROMOTED
-from fourds_app.pipeline_runs import (
-    exit_3_when_locked,
-    run_distill_pipeline,
-    run_teacher_pipeline,
-    schedule_distill_pipeline,
-)
+from fourds_app.pipeline_runs import run_distill_pipeline, run_teacher_pipeline, schedule_distill_pipeline
 from fourds_app.report import print_distill_result, print_timings
 from fourds_app.session import (
     DEMO_CONFIG,
@@ -22,6 +17,7 @@ from fourds_app.session import (
     check_data_source,
     check_teacher_reference,
     domain_option,
+    exit_3_when_locked,
     open_session,
     parse_classes,
     workspace_options,
