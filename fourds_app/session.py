@@ -114,8 +114,11 @@ def check_data_source(source: str) -> str:
 
 
 def check_teacher_reference(session: Session, reference: str | None) -> None:
-    """Fail in a second, not after the pipeline has started, when ``--teacher`` names nothing."""
-    from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES
+    """Fail in seconds, not after the pipeline has ingested the data, when ``--teacher`` names nothing usable.
+
+    A weights file is judged by its header (architecture, classes, stem, tensor shapes), without loading it.
+    """
+    from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, read_classifier_info
     from fourds.registry import resolve_model_version
     from fourds.tracking import configure_mlflow
 
@@ -123,6 +126,10 @@ def check_teacher_reference(session: Session, reference: str | None) -> None:
     if reference and (Path(reference).suffix in SAFETENSORS_SUFFIXES + TORCH_SUFFIXES or Path(reference).exists()):
         if not Path(reference).is_file():
             raise UsageProblem(f"--teacher {reference}: no such weights file")
+        try:
+            read_classifier_info(reference)
+        except WeightsError as exc:
+            raise UsageProblem(f"--teacher: {exc}") from None
         return
     configure_mlflow(session.workspace.ensure(), tracking)
     try:

@@ -148,6 +148,60 @@ def load_classifier_with_extra_state(
     return model, info, extra_state
 
 
+def read_classifier_info(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    classes: list[str] | None = None,
+    stem: str | None = None,
+) -> ClassifierInfo:
+    """What :func:`load_classifier` would load, checked without loading it: for a check before a run starts.
+
+    A safetensors file is judged by its header alone (metadata and tensor shapes, compared
+    with the architecture's own); a ``.pt``/``.pth`` file says nothing about itself, so it
+    needs ``arch`` and ``classes`` and is read in full (weights only). Raises the same
+    :class:`WeightsError` as :func:`load_classifier`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.suffix in SAFETENSORS_SUFFIXES:
+        shapes, header = _read_safetensors_header(path)
+    elif path.suffix in TORCH_SUFFIXES:
+        _resolve_info(path, {}, arch=arch, classes=classes, stem=stem)  # says what is missing before reading
+        shapes, header = {name: tuple(tensor.shape) for name, tensor in _read_torch_state_dict(path).items()}, {}
+    else:
+        raise WeightsError(
+            f"{path}: unsupported weights format {path.suffix!r}; "
+            f"expected {', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
+        )
+    extra = sorted(name for name in shapes if name.startswith(EXTRA_STATE_PREFIX))
+    if extra:
+        raise WeightsError(
+            f"{path} holds more than a classifier: {len(extra)} extra tensors (e.g. {', '.join(extra[:_EXAMPLES])}); "
+            "an adapted teacher loads with fourds.method.adapted_teacher.load_adapted_teacher"
+        )
+    info = _resolve_info(path, header, arch=arch, classes=classes, stem=stem)
+    try:
+        _check_shapes_match(shapes, arch=info.arch, classes=info.classes, stem=info.stem, source=str(path))
+    except WeightsError:
+        raise
+    except ValueError as exc:  # e.g. an architecture name torchvision does not know
+        raise WeightsError(f"{path}: {exc}") from exc
+    return info
+
+
+def _read_safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Tensor shapes and metadata, without reading the tensors (safetensors checks the sizes add up)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            header = dict(handle.metadata() or {})
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from exc
+    return shapes, header
+
+
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
@@ -194,7 +248,11 @@ def _resolve_info(
         raise WeightsError(f"{path} holds weights for {file_arch} (per its metadata), expected {arch}")
     resolved_arch = arch or file_arch
     if resolved_arch is None:
-        raise WeightsError(f"{path} does not say which architecture it holds; pass arch= (e.g. 'resnet34')")
+        raise WeightsError(
+            f"{path} does not say which architecture it holds (no 'arch' in its header): register it with "
+            f"'fourds teacher import {path} --arch ARCH --classes NAMES' and use the registered teacher "
+            "(from Python: pass arch=, e.g. 'resnet34')"
+        )
 
     file_classes = _header_classes(path, header)
     if classes is not None:
@@ -203,7 +261,11 @@ def _resolve_info(
             _compare_classes(path, file_classes=file_classes, expected=list(classes))
     resolved_classes = list(classes) if classes is not None else file_classes
     if resolved_classes is None:
-        raise WeightsError(f"{path} does not list its classes; pass classes= (the class names in label order)")
+        raise WeightsError(
+            f"{path} does not list its classes (no 'classes' in its header): register it with "
+            f"'fourds teacher import {path} --arch {resolved_arch} --classes NAMES' (the class names in label "
+            "order) and use the registered teacher (from Python: pass classes=)"
+        )
 
     file_stem = header.get("stem")
     if stem is not None and file_stem is not None and stem != file_stem:
@@ -267,18 +329,26 @@ def _check_state_matches(
     state: dict[str, torch.Tensor], *, arch: str, classes: list[str], stem: str, source: str
 ) -> None:
     """Raise a WeightsError summarising how ``state`` differs from ``arch``'s own state dict."""
+    shapes = {key: tuple(tensor.shape) for key, tensor in state.items()}
+    _check_shapes_match(shapes, arch=arch, classes=classes, stem=stem, source=source)
+
+
+def _check_shapes_match(
+    state: dict[str, tuple[int, ...]], *, arch: str, classes: list[str], stem: str, source: str
+) -> None:
+    """Raise a WeightsError summarising how the tensor shapes ``state`` differ from ``arch``'s own state dict."""
     expected = _expected_shapes(arch, len(classes), stem)
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
-    mismatched = [key for key in expected if key in state and tuple(state[key].shape) != expected[key]]
+    mismatched = [key for key in expected if key in state and state[key] != expected[key]]
     if not (missing or unexpected or mismatched):
         return
     if not missing and not unexpected:
-        found_classes = {state[key].shape[0] for key in mismatched}
+        found_classes = {state[key][0] for key in mismatched if state[key]}
         head_only = all(
-            state[key].dim() >= 1
+            len(state[key]) >= 1
             and expected[key][0] == len(classes)
-            and tuple(state[key].shape[1:]) == expected[key][1:]
+            and state[key][1:] == expected[key][1:]
             for key in mismatched
         )
         if head_only and len(found_classes) == 1:
@@ -292,9 +362,7 @@ def _check_state_matches(
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected keys e.g. {', '.join(unexpected[:_EXAMPLES])}")
     if mismatched:
-        examples = ", ".join(
-            f"{key} {tuple(state[key].shape)} vs {expected[key]}" for key in mismatched[:_EXAMPLES]
-        )
+        examples = ", ".join(f"{key} {state[key]} vs {expected[key]}" for key in mismatched[:_EXAMPLES])
         problems.append(f"{len(mismatched)} shape mismatches (file vs model) e.g. {examples}")
     raise WeightsError(
         f"{source} holds weights for a different architecture than {arch} (stem {stem!r}, "
