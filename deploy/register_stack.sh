@@ -7,7 +7,8 @@
 #   bash deploy/register_stack.sh deploy/kubeflow/stack.yaml      # or deploy/kubernetes/stack.yaml
 #
 # Fills the recipe's ${VARIABLES} from the environment (refusing to go on if one is unset),
-# stores the artifact store's S3 keys as the ZenML secret `fourds_s3`, imports the stack
+# stores the S3 keys as the ZenML secrets `fourds_s3` (artifact store) and `fourds_s3_env` (the steps'
+# environment, for the DVC remote), imports the stack
 # and makes it the active one. A stack already registered is only activated; change a
 # component with `zenml <component-kind> update ...`. See docs/OPERATIONS.md ("Scale-out").
 set -euo pipefail
@@ -40,5 +41,10 @@ zenml secret create fourds_s3 --aws_access_key_id="$AWS_ACCESS_KEY_ID" \
         --aws_secret_access_key="$AWS_SECRET_ACCESS_KEY" >/dev/null 2>&1 ||
     zenml secret update fourds_s3 --aws_access_key_id="$AWS_ACCESS_KEY_ID" \
         --aws_secret_access_key="$AWS_SECRET_ACCESS_KEY"
+# The same keys as environment variables of every step (run_config.yaml: secrets), for the DVC remote.
+zenml secret create fourds_s3_env --AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+        --AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" >/dev/null 2>&1 ||
+    zenml secret update fourds_s3_env --AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+        --AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
 zenml stack import "$stack_name" -f "$rendered" </dev/null
 zenml stack set "$stack_name"

@@ -8,14 +8,19 @@ under ``parameters: config:`` in ``zenml_config.yaml``.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fourds.devices import DEVICE_NAMES, check_device_name
 from fourds.hashing import canonical_json_sha256
 from fourds.method.registry import method_names, method_spec
+
+OPTIMIZER_GROUPS = ("student", "adapters", "teacher")
+"""The parameter groups a method can declare (``Method.parameter_groups``), each with its optimiser."""
 
 
 def _listed(names: tuple[str, ...]) -> str:
@@ -24,9 +29,30 @@ def _listed(names: tuple[str, ...]) -> str:
 
 
 class _Strict(BaseModel):
-    """Unknown keys are errors: a typo in a YAML file must not be silently ignored."""
+    """Unknown keys are errors: a typo in a YAML file must not be silently ignored. No number may be
+    infinite or NaN (``.inf``, ``.nan`` in YAML): no field has a use for one."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _optimizer_group(name: str) -> str:
+    if name not in OPTIMIZER_GROUPS:
+        close = difflib.get_close_matches(name, OPTIMIZER_GROUPS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown optimiser group {name!r}{hint}; the groups are {_listed(OPTIMIZER_GROUPS)}")
+    return name
+
+
+def _torchvision_classifier(name: str) -> str:
+    """A classifier torchvision ships. Checked when a file names one (torchvision is imported only then)."""
+    from fourds.models.zoo import available_architectures
+
+    names = available_architectures()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see torchvision.models.list_models()"
+        raise ValueError(f"unknown architecture {name!r}: not a torchvision classification model; {hint}")
+    return name
 
 
 class OptimizerConfig(_Strict):
@@ -54,8 +80,12 @@ def _reference_adapter_optimizer() -> OptimizerConfig:
 class ModelConfig(_Strict):
     """Which torchvision classifiers play teacher and student, and where their stages are."""
 
-    teacher_arch: str = Field("resnet34", description="any torchvision classification model name")
-    student_arch: str = Field("resnet18", description="any torchvision classification model name")
+    teacher_arch: Annotated[str, AfterValidator(_torchvision_classifier)] = Field(
+        "resnet34", description="any torchvision classification model name"
+    )
+    student_arch: Annotated[str, AfterValidator(_torchvision_classifier)] = Field(
+        "resnet18", description="any torchvision classification model name"
+    )
     pretrained: bool = Field(
         False, description="start from torchvision ImageNet weights (needs internet; never used in tests)"
     )
@@ -116,7 +146,9 @@ class DataConfig(_Strict):
     random_crop: bool = Field(True, description="random crop in training (padded when resize == crop size)")
     horizontal_flip: bool = Field(True, description="off for digits and text")
     mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="per-channel normalisation mean")
-    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="per-channel normalisation std")
+    std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="per-channel normalisation std (each > 0: images are divided by it)"
+    )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of a domain in the validation split (hash-keyed)")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="share of a domain in the test split (hash-keyed)")
     label_budget: float | int | None = Field(
@@ -137,6 +169,21 @@ class DataConfig(_Strict):
     )
     eval_batch_size: int = Field(256, ge=1, description="batch size of validation, evaluation and prediction")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = load in the training process)")
+    dvc_remote: str | None = Field(
+        None,
+        description=(
+            "DVC remote each ingested data version is pushed to and every step pulls its images from, by md5: "
+            "a folder or s3://bucket/prefix ($AWS_ENDPOINT_URL for an S3-compatible server); "
+            "None = <workspace>/.fourds/dvc-remote"
+        ),
+    )
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(channel <= 0 for channel in value):
+            raise ValueError(f"every channel's std must be > 0 (images are divided by it), got {list(value)}")
+        return value
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataConfig:
@@ -154,13 +201,13 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(120, ge=1, description="training budget in passes over the training data")
     max_steps: int | None = Field(None, ge=1, description="if set, overrides epochs")
-    optimizers: dict[str, OptimizerConfig] = Field(
+    optimizers: dict[Annotated[str, AfterValidator(_optimizer_group)], OptimizerConfig] = Field(
         default_factory=lambda: {
             "student": _reference_student_optimizer(),
             "adapters": _reference_adapter_optimizer(),
             "teacher": _reference_student_optimizer(),
         },
-        description="one optimiser per parameter group a method declares",
+        description=f"one optimiser per parameter group a method declares: {_listed(OPTIMIZER_GROUPS)}",
     )
     seed: int = Field(0, description="seed of initialisation, shuffling and augmentation")
     selection: Literal["last", "best_val"] = Field(
@@ -169,7 +216,9 @@ class TrainConfig(_Strict):
     eval_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="None = once per epoch")
     max_grad_norm: float | None = Field(None, gt=0, description="clip each group's gradient norm; None = no clipping")
-    device: str = Field("auto", description="'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1'")
+    device: Annotated[str, AfterValidator(check_device_name)] = Field(
+        "auto", description=f"{DEVICE_NAMES}; auto = CUDA when present, else CPU"
+    )
     deterministic: bool = Field(True, description="torch deterministic algorithms (warn-only where none exists)")
     progress: bool = Field(True, description="show progress bars")
 
@@ -257,6 +306,14 @@ class TrackingConfig(_Strict):
     teacher_model_name: str = Field("fourds-teacher", description="registered model of teachers")
     student_model_prefix: str = Field("fourds-student-", description="registered model per domain: prefix + domain")
     experiment_prefix: str = Field("fourds-", description="MLflow experiment per domain: prefix + domain")
+    mirror_checkpoints: bool | None = Field(
+        None,
+        description=(
+            "copy each training checkpoint to the run's MLflow artifacts, where a retried step on any machine "
+            "resumes from it; None = only when tracking is not the workspace's local SQLite store (a local run "
+            "resumes from the run folder)"
+        ),
+    )
 
 
 class RunConfig(_Strict):
@@ -296,29 +353,86 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
     The YAML may be a bare RunConfig mapping, or a ZenML run configuration whose
     ``parameters: config:`` holds it (so ``zenml_config.yaml`` works as ``--config``).
+    An empty file and a key given twice are errors: both are almost certainly mistakes
+    (the defaults are 120 epochs at 224 px; YAML would keep the last of two values).
     """
     raw: dict = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
-        raw = loaded.get("parameters", {}).get("config", loaded) if "parameters" in loaded else loaded
+        raw = _read_yaml_mapping(path)
     if overrides:
         raw = _deep_merge(raw, overrides)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
         where = f"{path}: " if path is not None else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{where}invalid configuration: {problems}") from exc
+        raise ConfigError(f"{where}invalid configuration: {_describe_errors(exc)}") from exc
+
+
+def _read_yaml_mapping(path: Path) -> dict:
+    """The RunConfig mapping of a YAML file: bare, or under ``parameters: config:``."""
+    text = path.read_text()
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+        if document is not None:
+            _refuse_duplicate_keys(document, path)
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        raise ConfigError(f"{path}: the config file is empty (no settings at all); give at least one setting, "
+                          "or leave --config out to use the defaults")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    if "parameters" not in loaded:
+        return loaded
+    parameters = loaded["parameters"]
+    config = parameters.get("config") if isinstance(parameters, dict) else None
+    if not isinstance(config, dict):
+        found = "nothing" if config is None else f"a {type(config).__name__}"
+        raise ConfigError(f"{path}: parameters.config: expected the RunConfig mapping, found {found}")
+    return config
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: Path, where: str = "") -> None:
+    """A key given twice in one mapping: YAML silently keeps the last value; we name both lines."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key != "<<":
+                key_path = f"{where}.{key}" if where else str(key)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConfigError(f"{path}: duplicate key {key_path} at line {line} (first given at line "
+                                      f"{seen[key]}); YAML would keep only the last value")
+                seen[key] = line
+                _refuse_duplicate_keys(value_node, path, key_path)
+            else:
+                _refuse_duplicate_keys(value_node, path, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, f"{where}[{index}]")
+
+
+_UNION_MEMBERS = {"float", "int", "str", "bool", "none"}
+"""Where pydantic tried each type of a union, it adds the type to the error's location: not a key."""
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    """``key.path: message`` per problem, e.g. ``train.optimizers.studnet: unknown optimiser group ...``."""
+    problems: list[str] = []
+    for error in exc.errors():
+        parts = [str(part) for part in error["loc"] if part != "[key]"]
+        while parts and parts[-1] in _UNION_MEMBERS:
+            parts.pop()
+        message = error["msg"].removeprefix("Value error, ")
+        problem = f"{'.'.join(parts) or '<root>'}: {message}"
+        if problem not in problems:
+            problems.append(problem)
+    return "; ".join(problems)
 
 
 def _deep_merge(base: dict, overrides: dict) -> dict:

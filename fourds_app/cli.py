@@ -15,6 +15,7 @@ ZenML, MLflow) happen inside commands, so ``--help`` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     # Before torch loads: OpenMP threads that spin while waiting made training ~10x slower
     # on a machine whose cores other processes also use. Set it yourself to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The S3 clients log routine facts at INFO ("Found credentials in environment variables"), which
+    # ZenML's logging prints on stdout, where they would break the --json outputs.
+    for chatty in ("botocore", "aiobotocore", "s3fs"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         # Without standalone mode, click returns the code of a raised click.exceptions.Exit.
         exit_code = cli.main(args=args, prog_name="fourds", standalone_mode=False)

@@ -149,6 +149,7 @@ def _failure(pipeline: str, run_name: str, exc: Exception) -> PipelineRunFailed:
     except KeyError:
         # The run was never created: ZenML rejected the configuration before starting.
         return PipelineRunFailed(pipeline, run_name, None, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+    _mark_mlflow_run_failed(run)
     for name, step in run.steps.items():
         if str(step.status) == "failed":
             info = step.exception_info
@@ -156,6 +157,17 @@ def _failure(pipeline: str, run_name: str, exc: Exception) -> PipelineRunFailed:
             error_type = (info.source.rsplit(".", 1)[-1] if info and info.source else None) or type(exc).__name__
             return PipelineRunFailed(pipeline, run_name, name, message, error_type)
     return PipelineRunFailed(pipeline, run_name, None, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+
+
+def _mark_mlflow_run_failed(run) -> None:
+    """A failed pipeline's MLflow run ends FAILED, whichever step failed and wherever (a step marks it only
+    when it fails while it has the run open)."""
+    from fourds.runs.context import mark_failed
+
+    started = run.steps.get("start_run")
+    versions = started.outputs.get("run_context") if started is not None else None
+    if versions:
+        mark_failed(versions[0].load())
 
 
 def _step_seconds(run) -> dict[str, float]:

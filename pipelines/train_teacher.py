@@ -7,6 +7,7 @@ from zenml.enums import ExecutionMode
 
 from fourds.config import RunConfig
 from fourds.workspace import Workspace
+import pipelines.materializers  # noqa: F401  (registers how records with files are stored)
 from pipelines.launch import PipelineOutcome, launch, new_run_name
 from steps.evaluate_models import evaluate_models
 from steps.ingest_data import ingest_data

@@ -51,8 +51,9 @@ def test_a_value_json_cannot_spell_needs_a_default() -> None:
 
 
 def test_run_config_hash_is_pinned() -> None:
-    assert RunConfig().config_hash() == "2de386349ed32ff3bf4d446aa110645f875bd6b5fb6a9887bcebc90bb154e558"
-    assert RunConfig(method="kd").config_hash() == "bdba487be80320632efb887963af5c5539433fce2de209f08b0a20bd7ea1ca6f"
+    """Changes when RunConfig gains a field (here: data.dvc_remote and tracking.mirror_checkpoints, issue 13)."""
+    assert RunConfig().config_hash() == "4df6a57b0fcea9c994fa804f33f893fc1c6e7d0ef15dff50576281f66a8cf799"
+    assert RunConfig(method="kd").config_hash() == "b2c9c9b3e4d6a272705f9ea1b6a405b1ad40c70ac29adb9b1dfc389b9ed277ce"
 
 
 def test_checkpoint_config_fingerprint_is_pinned() -> None:
@@ -60,10 +61,11 @@ def test_checkpoint_config_fingerprint_is_pinned() -> None:
 
 
 def test_recipe_checkpoint_keys_are_pinned() -> None:
-    """Spaced JSON separators: checkpoints written before the hashing module still resume."""
+    """Spaced JSON separators (as before the hashing module). The keys include the whole config, so they change
+    with its fields (issue 13 added two): a checkpoint of another configuration never resumes."""
     config = RunConfig()
-    assert _checkpoint_key(config, "distill", "abc") == "89f80eb6535bf8eb635b17929ff5f3604f789d66eb5374df0861907957084bde"
-    assert _checkpoint_key(config, "teacher") == "3392a76e1383ffba76375a2c1b629322812c9fbed8546522c9d4234860ab0f89"
+    assert _checkpoint_key(config, "distill", "abc") == "0b08c95afea7b3d0cca4dc9c6af7c4f47064085f64ec8ac73cb9b4a44c46eb56"
+    assert _checkpoint_key(config, "teacher") == "3fdfcaa44f3c96b61bc5f8c127b1514c300173feeb2a803c3cbb4936e5688069"
 
 
 def test_benchmark_fingerprints_are_pinned() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -65,8 +66,13 @@ class SourceListing:
     """Sorted by ``relative_path``, so that tables and hashes do not depend on listing order."""
 
 
+URL_SCHEMES = ("http", "https", "s3")
+"""Remote sources: http(s) downloads, and s3://bucket/key (a file or a folder prefix; ``$AWS_ENDPOINT_URL``
+points at an S3-compatible server such as MinIO)."""
+
+
 def is_url(source: str | Path) -> bool:
-    return isinstance(source, str) and urllib.parse.urlparse(source).scheme in ("http", "https")
+    return isinstance(source, str) and urllib.parse.urlparse(source).scheme in URL_SCHEMES
 
 
 def fetch_source(source: str | Path, download_dir: Path, *, sha256: str | None = None) -> Path:
@@ -75,7 +81,7 @@ def fetch_source(source: str | Path, download_dir: Path, *, sha256: str | None =
         path = _download(str(source), download_dir)
     else:
         if isinstance(source, str) and "://" in source:
-            raise DataSourceError(f"{source}: unsupported URL scheme (use http://, https:// or a local path)")
+            raise DataSourceError(f"{source}: unsupported URL scheme (use http://, https://, s3:// or a local path)")
         path = Path(source).expanduser().resolve()
         if not path.exists():
             raise DataSourceError(f"{source}: no such file or folder")
@@ -286,11 +292,30 @@ def _download(url: str, download_dir: Path) -> Path:
     name = Path(urllib.parse.urlparse(url).path).name or "download"
     download_dir.mkdir(parents=True, exist_ok=True)
     target = download_dir / name
+    if url.startswith("s3://"):
+        return _download_s3(url, target)
     try:
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT_SECONDS) as response, target.open("wb") as handle:
             shutil.copyfileobj(response, handle, _DOWNLOAD_CHUNK_BYTES)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DataSourceError(f"{url}: download failed: {exc}") from exc
+    return target
+
+
+def _download_s3(url: str, target: Path) -> Path:
+    """An S3 object, or every object under an S3 prefix (a folder), through fsspec/s3fs."""
+    import fsspec
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": endpoint} if endpoint else {})
+    try:
+        if not fs.exists(url):
+            raise DataSourceError(f"{url}: no such S3 object or prefix")
+        fs.get(url, str(target), recursive=fs.isdir(url))
+    except DataSourceError:
+        raise
+    except Exception as exc:  # s3fs raises botocore's, aiohttp's and its own errors
+        raise DataSourceError(f"{url}: download failed: {type(exc).__name__}: {exc}") from exc
     return target
 
 

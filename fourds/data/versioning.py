@@ -53,10 +53,10 @@ def _open_repo(workspace: Workspace):
         root.mkdir(parents=True, exist_ok=True)
         try:
             # subdir=True: the workspace may be a sub-folder of a git repository.
-            Repo.init(root, subdir=True).close()
+            _quiet_init(root, subdir=True)
         except InitError:
             # Not in git, or in a git-ignored folder: DVC without SCM.
-            Repo.init(root, no_scm=True).close()
+            _quiet_init(root, no_scm=True)
         repo = Repo(root)
         with repo.config.edit() as config:
             config["core"]["analytics"] = False
@@ -65,6 +65,19 @@ def _open_repo(workspace: Workspace):
     # a staging folder while ``dvc add`` runs, and must not be hashed.
     _ignore_staging_folders(root)
     return Repo(root)
+
+
+def _quiet_init(root: Path, **options) -> None:
+    """``dvc init`` without its banner, which DVC logs at INFO to stdout (it would corrupt ``fourds lineage --json``)."""
+    from dvc.repo import Repo
+
+    init_logger = logging.getLogger("dvc.repo.init")
+    level = init_logger.level
+    init_logger.setLevel(logging.WARNING)
+    try:
+        Repo.init(root, **options).close()
+    finally:
+        init_logger.setLevel(level)
 
 
 def _point_dvc_logs_at_current_streams() -> None:
@@ -161,3 +174,75 @@ def data_version(workspace: Workspace, name: str) -> DataVersion:
         git_revision=revision,
         data_dvc_dirty=dirty,
     )
+
+
+REMOTE_NAME = "fourds"
+DATA_VERSIONS_FOLDER = "data-versions"
+
+
+def default_remote(workspace: Workspace) -> str:
+    """Where data versions are pushed when ``data.dvc_remote`` is not set: a folder in the workspace."""
+    return str(workspace.state_dir / "dvc-remote")
+
+
+def push_data_folder(workspace: Workspace, remote: str) -> None:
+    """Push the tracked data folder's current version (``data.dvc``) to the DVC remote ``remote``."""
+    from dvc.exceptions import DvcException
+
+    try:
+        with _open_repo(workspace) as repo:
+            _use_remote(repo, remote)
+            repo.push(targets=[str(workspace.root / "data.dvc")], remote=REMOTE_NAME)
+    except DvcException as exc:
+        raise DataVersionError(f"dvc push of {workspace.data_dir} to {remote} failed: {exc}") from exc
+
+
+def checkout_domain(workspace: Workspace, *, data_md5: str, remote: str, domain: str) -> Path:
+    """The folder of ``domain`` exactly as data version ``data_md5`` holds it, pulled from ``remote``.
+
+    Each data version gets its own DVC project under ``<workspace>/.fourds/data-versions/``
+    (sharing the workspace's DVC cache), so a later ingest can never change what a run
+    reads, and a machine that never saw the ingest (a step in its own pod) gets the same
+    files. Only ``data/domains/<domain>`` is pulled. Raises :class:`DataVersionError` when the
+    remote lacks the version or one of its files.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    root = workspace.state_dir / DATA_VERSIONS_FOLDER / data_md5.removesuffix(".dir")
+    target = root / "data" / "domains" / domain
+    done = root / f".pulled-{domain}"
+    if done.is_file():
+        return target
+    _point_dvc_logs_at_current_streams()
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / ".dvc").is_dir():
+        _quiet_init(root, no_scm=True)
+    (root / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": data_md5, "hash": "md5", "path": "data"}]}))
+    try:
+        with Repo(str(root)) as repo:
+            with repo.config.edit() as config:
+                config["core"]["analytics"] = False
+                shared_cache = workspace.root / ".dvc" / "cache"
+                config["cache"]["dir"] = str(shared_cache)
+            _use_remote(repo, remote)
+            repo.pull(targets=[str(target)], remote=REMOTE_NAME)
+    except DvcException as exc:
+        raise DataVersionError(
+            f"cannot get domain {domain!r} of data version {data_md5} from the DVC remote {remote}: {exc}"
+        ) from exc
+    if not target.is_dir():
+        raise DataVersionError(f"data version {data_md5} in the DVC remote {remote} holds no domains/{domain}")
+    done.write_text(remote + "\n")
+    return target
+
+
+def _use_remote(repo, remote: str) -> None:
+    """Make ``remote`` the project's default remote; an S3 remote honours ``$AWS_ENDPOINT_URL`` (e.g. MinIO)."""
+    with repo.config.edit() as config:
+        config["core"]["remote"] = REMOTE_NAME
+        settings = {"url": remote}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        if remote.startswith("s3://") and endpoint:
+            settings["endpointurl"] = endpoint
+        config["remote"][REMOTE_NAME] = settings

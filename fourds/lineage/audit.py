@@ -199,56 +199,94 @@ def zenml_run_link(record: LineageRecord, read_run: OrchestratorRunReader | None
 
 
 def data_link(record: LineageRecord, workspace: Workspace) -> Link:
-    """The recorded md5s, table hash and unlabelled-image count, re-derived from the DVC cache of the workspace."""
+    """The recorded md5s, table hash and unlabelled-image count, re-derived from the data itself: pulled by md5
+    from the recorded DVC remote (or, for versions registered before fourds pushed data, the workspace's cache)."""
     link = Link("data")
     domain = link.require("domain", record.domain)
     domain_md5 = link.require("domain_md5", record.data_domain_md5)
     data_md5 = link.require("data_md5", record.data_md5)
-    revision = link.require("git_revision", record.data_git_revision)
     link.require("table_sha256", record.table_sha256)
     _check_unlabelled_counts(link, record)
-    if revision is not None and not _git_has_commit(workspace.root, revision):
-        link.missing.append(f"git revision {revision} is not in the repository holding {workspace.root}")
+    _check_git_revision(link, record, workspace)
     if domain is None or data_md5 is None:
         return link
+    if record.data_dvc_remote is None:
+        link.notes.append("no DVC remote recorded (registered before fourds pushed data): checked in the workspace's cache")
+        _check_workspace_cache(link, record, workspace)
+        return link
 
+    from fourds.data.versioning import DataVersionError, checkout_domain, directory_md5
+
+    link.facts["dvc_remote"] = record.data_dvc_remote
+    with tempfile.TemporaryDirectory(prefix="fourds-lineage-data-") as scratch:
+        audit_workspace = Workspace(Path(scratch))
+        try:
+            folder = checkout_domain(audit_workspace, data_md5=data_md5, remote=record.data_dvc_remote, domain=domain)
+        except DataVersionError as exc:
+            link.missing.append(str(exc))
+            return link
+        link.compare("domain md5", domain_md5, directory_md5(audit_workspace, folder),
+                     f"domains/{domain} pulled from the DVC remote")
+        table = folder / "images.csv"
+        if table.is_file():
+            _check_cached_table(link, record, table)
+        else:
+            link.missing.append(f"domains/{domain}/images.csv is not in DVC version {data_md5}")
+    current = workspace.domain_dir(domain)
+    if current.is_dir() and domain_md5 is not None:
+        now = directory_md5(workspace, current)
+        if now != domain_md5:
+            link.notes.append(f"{current} has changed since this run (DVC md5 now {now})")
+    return link
+
+
+def _check_git_revision(link: Link, record: LineageRecord, workspace: Workspace) -> None:
+    """The revision of ``data.dvc``, when recorded, must be in the auditing checkout's git repository."""
+    revision = record.data_git_revision
+    if revision is None and record.data_dvc_remote is None:
+        link.require("git_revision", revision)  # before data was pushed, the git revision was the version's anchor
+        return
+    link.facts["git_revision"] = revision
+    if revision is None:
+        link.notes.append("no git revision of data.dvc recorded (the ingest ran outside git, e.g. in its own pod): "
+                          "the data version is identified by its DVC md5 and remote")
+    elif not _in_git(workspace.root):
+        link.notes.append(f"git revision {revision} not checked: {workspace.root} is not in a git repository")
+    elif not _git_has_commit(workspace.root, revision):
+        link.missing.append(f"git revision {revision} is not in the repository holding {workspace.root}")
+
+
+def _check_workspace_cache(link: Link, record: LineageRecord, workspace: Workspace) -> None:
     from dvc.repo import Repo
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.tree import Tree
 
+    domain, domain_md5, data_md5 = record.domain, record.data_domain_md5, record.data_md5
     if not (workspace.root / ".dvc").is_dir():
         link.missing.append(f"{workspace.root} has no DVC repository: the data cannot be checked")
-        return link
+        return
     with Repo(str(workspace.root)) as repo:
         odb = repo.cache.local
         try:
             tree = Tree.load(odb, HashInfo("md5", data_md5))
         except (FileNotFoundError, OSError, ValueError):
             link.missing.append(f"data folder version {data_md5} is not in the DVC cache {odb.path} (dvc pull?)")
-            return link
+            return
         link.facts["dvc_cache"] = odb.path
         domain_tree = tree.get_obj(odb, ("domains", domain))
         if domain_tree is None:
             link.mismatches.append(f"data folder version {data_md5} holds no domains/{domain}")
-            return link
+            return
         link.compare("domain md5", domain_md5, domain_tree.hash_info.value, f"domains/{domain} in DVC version {data_md5}")
         _, table_hash = tree.get(("domains", domain, "images.csv"), (None, None))
         if table_hash is None:
             link.missing.append(f"domains/{domain}/images.csv is not in DVC version {data_md5}")
+            return
+        cached_table = Path(odb.get(table_hash.value).path)
+        if cached_table.is_file():
+            _check_cached_table(link, record, cached_table)
         else:
-            cached_table = Path(odb.get(table_hash.value).path)
-            if cached_table.is_file():
-                _check_cached_table(link, record, cached_table)
-            else:
-                link.missing.append(f"domains/{domain}/images.csv ({table_hash.value}) is not in the DVC cache")
-    current = workspace.domain_dir(domain)
-    if current.is_dir() and domain_md5 is not None:
-        from fourds.data.versioning import directory_md5
-
-        now = directory_md5(workspace, current)
-        if now != domain_md5:
-            link.notes.append(f"{current} has changed since this run (DVC md5 now {now})")
-    return link
+            link.missing.append(f"domains/{domain}/images.csv ({table_hash.value}) is not in the DVC cache")
 
 
 def _check_unlabelled_counts(link: Link, record: LineageRecord) -> None:
@@ -275,16 +313,17 @@ def _check_cached_table(link: Link, record: LineageRecord, cached_table: Path) -
     """The table's hash and its count of unlabelled images, against the lineage tags."""
     from fourds.data.table import ImageTableError, read_image_table, unlabelled_rows
 
-    link.compare("images.csv sha256", record.table_sha256, file_sha256(cached_table), "the DVC-cached table")
+    link.compare("images.csv sha256", record.table_sha256, file_sha256(cached_table), "the DVC-versioned table")
     try:
         unlabelled = len(unlabelled_rows(read_image_table(cached_table)))
     except ImageTableError as exc:
-        link.mismatches.append(f"the DVC-cached images.csv cannot be read: {exc}")
+        link.mismatches.append(f"the DVC-versioned images.csv cannot be read: {exc}")
         return
-    link.compare("unlabelled images", record.data_unlabelled_images, unlabelled, "the DVC-cached table")
+    link.compare("unlabelled images", record.data_unlabelled_images, unlabelled, "the DVC-versioned table")
 
 
 def validation_link(record: LineageRecord) -> Link:
+    """The Great Expectations result the run logged (an MLflow artifact; a local path for older versions)."""
     link = Link("validation (Great Expectations)")
     success = link.require("success", record.gx_success)
     uri = link.require("result", record.gx_result_uri)
@@ -292,16 +331,27 @@ def validation_link(record: LineageRecord) -> Link:
         link.mismatches.append("the data of this run failed validation, yet a model was registered")
     if uri is None:
         return link
-    path = Path(uri.removeprefix("file://"))
-    if not path.is_file():
-        link.missing.append(f"validation result {path} does not exist")
-        return link
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        link.mismatches.append(f"validation result {path} is not valid JSON: {exc}")
-        return link
-    link.compare("validation success", success, result.get("success"), str(path))
+    with tempfile.TemporaryDirectory(prefix="fourds-lineage-gx-") as scratch:
+        if uri.startswith("runs:/"):
+            import mlflow
+            from mlflow.exceptions import MlflowException
+
+            try:
+                path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch))
+            except (MlflowException, OSError) as exc:
+                link.missing.append(f"validation result {uri} cannot be read from MLflow: {exc}")
+                return link
+        else:
+            path = Path(uri.removeprefix("file://"))
+            if not path.is_file():
+                link.missing.append(f"validation result {path} does not exist")
+                return link
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            link.mismatches.append(f"validation result {uri} is not valid JSON: {exc}")
+            return link
+    link.compare("validation success", success, result.get("success"), uri)
     link.facts["statistics"] = result.get("statistics", {})
     return link
 
@@ -438,6 +488,14 @@ def _mlflow_run(client, run_id: str, link: Link):
     except MlflowException:
         link.missing.append(f"MLflow run {run_id} does not exist")
         return None
+
+
+def _in_git(where: Path) -> bool:
+    try:
+        subprocess.run(["git", "-C", str(where), "rev-parse", "--git-dir"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+    return True
 
 
 def _git_has_commit(where: Path, revision: str) -> bool:

@@ -19,6 +19,7 @@ METRIC_TAG_PREFIX = TAG_PREFIX + "metric."
 MISSING_TAG = TAG_PREFIX + "lineage_missing"
 CODE_COMMIT_ENV = "FOURDS_CODE_COMMIT"
 _COUNT_FIELDS = ("data_unlabelled_images", "data_unlabelled_images_used")
+OPTIONAL_FACTS = ("data_git_revision",)
 """Facts that are whole numbers; every other fact is text, except ``gx_success``."""
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +41,8 @@ class LineageRecord:
     """DVC md5 of the domain's folder (``data/domains/<name>``)."""
     data_md5: str | None = None
     """DVC md5 of the whole data folder as tracked by ``data.dvc``."""
+    data_dvc_remote: str | None = None
+    """The DVC remote that holds data version ``data_md5`` (a folder or ``s3://...``): where an audit pulls it from."""
     data_git_revision: str | None = None
     """Git revision holding the ``data.dvc`` file that points at ``data_md5``."""
     table_sha256: str | None = None
@@ -65,8 +68,10 @@ class LineageRecord:
     """Key metrics (test accuracy, ONNX parity, latency, size): what promotion compares."""
 
     def missing(self) -> list[str]:
-        """Names of the facts this record does not know."""
-        missing = [f.name for f in fields(self) if f.name != "metrics" and getattr(self, f.name) is None]
+        """Names of the facts this record does not know. The git revision of ``data.dvc`` is optional: a step in
+        its own pod has no git checkout, and the data version is identified by its md5 in the DVC remote."""
+        missing = [f.name for f in fields(self)
+                   if f.name not in ("metrics", *OPTIONAL_FACTS) and getattr(self, f.name) is None]
         if not self.metrics:
             missing.append("metrics")
         return missing

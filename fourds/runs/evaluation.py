@@ -20,7 +20,7 @@ from fourds.evaluation.plots import plot_confusion_matrix, plot_reliability_diag
 from fourds.method.adapted_teacher import load_adapted_teacher
 from fourds.models import load_classifier
 from fourds.registry import score_champion, student_model_name
-from fourds.runs.context import tracked
+from fourds.runs.context import run_folder, tracked
 from fourds.runs.data import run_splits
 from fourds.runs.records import EvaluationSummary, IngestedDomain, RunContext, TeacherWeights, TrainedWeights
 from fourds.runs.student import SOURCE_TEACHER
@@ -37,16 +37,17 @@ def evaluate_for_run(
     teacher: TeacherWeights | None = None,
 ) -> EvaluationSummary:
     """Score every network on the test split; log metrics and plots (confusion, reliability) to the run."""
-    paths = dict(trained.weights)
+    run_dir = run_folder(run)
+    paths = trained.local_weights(run_dir)
     if teacher is not None:
-        paths[SOURCE_TEACHER] = teacher.weights_path
+        paths[SOURCE_TEACHER] = teacher.local_weights(run_dir / SOURCE_TEACHER)
     models = {role: _load_network(role, path) for role, path in paths.items()}
-    test_set = run_splits(ingested, config, trained.classes).test
+    test_set = run_splits(run, ingested, config, trained.classes).test
     device = select_device(config.train.device)
     evaluations = evaluate_models(models, test_set, trained.classes, batch_size=config.data.eval_batch_size,
                                   device=device)
     metrics = {}
-    report_dir = Path(run.run_dir) / "evaluation"
+    report_dir = run_dir / "evaluation"
     report_files = []
     for role, evaluation in evaluations.items():
         metrics |= evaluation.to_metrics(prefix=f"test/{role}/")
@@ -76,5 +77,5 @@ def evaluate_for_run(
     )
 
 
-def _load_network(role: str, path: str) -> nn.Module:
+def _load_network(role: str, path: Path) -> nn.Module:
     return load_adapted_teacher(path)[0] if role == ADAPTED_TEACHER else load_classifier(path)[0]

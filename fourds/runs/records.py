@@ -1,36 +1,66 @@
-"""The small records the pieces of a pipeline run hand to each other (an orchestrator stores them as JSON).
+"""The records the pieces of a pipeline run hand to each other, through the orchestrator's artifact store.
 
-Models travel as safetensors files inside the run folder (``Workspace.run_dir``); the
-records below carry their paths and the facts later pieces and the lineage tags need.
+No piece reads another piece's disk: a step may run in its own pod. Facts travel as the
+records' JSON; models travel inside the records as bytes (:class:`WithFiles`: safetensors
+weights, the ONNX file), which the artifact store keeps as files beside the JSON (never a
+pickle; ``pipelines/materializers.py``); images travel through the DVC remote, by md5.
+Paths in a record say where the producing piece wrote a file on its own machine: for
+display, never for reading.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from fourds.registry.promotion import ChampionScore
 
 
+class WithFiles(BaseModel):
+    """A record that carries files (by file name) as bytes, apart from its JSON."""
+
+    files: dict[str, bytes] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def write_files(self, folder: Path) -> dict[str, Path]:
+        """Write every file into ``folder`` (this machine's copy); returns their paths by name."""
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name, data in self.files.items():
+            written[name] = folder / name
+            written[name].write_bytes(data)
+        return written
+
+
 class RunContext(BaseModel):
     """Identity of one pipeline run, shared by every step after the first."""
 
     workspace_root: str
+    """The workspace of the machine that started the run (its default MLflow store, when no server is set)."""
     run_name: str
-    """The orchestrator's (ZenML's) run name; also the name of the run folder in the workspace."""
-    run_dir: str
+    """The orchestrator's (ZenML's) run name; also the name of the run folder in each step's workspace."""
     zenml_run_id: str
     mlflow_experiment_id: str
     mlflow_run_id: str
+    mlflow_tracking_uri: str = ""
+    """Where the MLflow run lives (a server, or the starting workspace's SQLite store)."""
     domain: str
 
 
 class IngestedDomain(BaseModel):
-    """A domain's images inside the DVC-tracked data folder, as used by this run."""
+    """A domain as this run ingested it: pushed to the DVC remote, and pulled from there by md5 by every
+    piece that reads its images (``fourds.runs.data.domain_folder``)."""
 
     name: str
     domain_dir: str
+    """Where the ingest wrote it, on the ingesting machine (for display)."""
     images_dir: str
     table_path: str
+    table_csv: str = ""
+    """The per-image table (``images.csv``) itself: splits and labels travel with the record."""
+    table_sha256: str = ""
+    dvc_remote: str = ""
+    """The DVC remote the data version was pushed to (a folder or ``s3://...``)."""
     classes: list[str]
     num_images: int
     unlabelled_images: int = 0
@@ -45,10 +75,11 @@ class IngestedDomain(BaseModel):
     source: str
 
 
-class TeacherWeights(BaseModel):
-    """The frozen teacher, resolved from the registry or an imported file."""
+class TeacherWeights(WithFiles):
+    """The frozen teacher, resolved from the registry or an imported file; its weights in ``files``."""
 
     weights_path: str
+    """Where the resolving piece wrote it (for display); read it with :meth:`local_weights`."""
     arch: str
     stem: str
     classes: list[str]
@@ -61,21 +92,26 @@ class TeacherWeights(BaseModel):
     source_data_md5: str | None = None
     """DVC md5 of the data the teacher was trained on, when its version records it."""
 
+    def local_weights(self, folder: Path) -> Path:
+        return self.write_files(folder)[Path(self.weights_path).name]
+
 
 class ValidationSummary(BaseModel):
     """Outcome of the Great Expectations suite; a failed suite never gets this far."""
 
     success: bool
     results_json: str
+    """The GX result among the run's MLflow artifacts (``runs:/<run id>/validation/validation.json``)."""
     html_report: str | None = None
     statistics: dict = Field(default_factory=dict)
 
 
-class TrainedWeights(BaseModel):
-    """Weights files a training piece wrote, by role (``student``, ``adapted_teacher``, ``finetuned_teacher``,
-    ``teacher``...); ``arch`` by the same roles."""
+class TrainedWeights(WithFiles):
+    """Networks a training piece produced, by role (``student``, ``adapted_teacher``, ``finetuned_teacher``,
+    ``teacher``...): their safetensors bytes in ``files`` (``<role>.safetensors``); ``arch`` by the same roles."""
 
     weights: dict[str, str]
+    """Where the training piece wrote each (for display); read them with :meth:`local_weights`."""
     arch: dict[str, str]
     classes: list[str]
     stem: str
@@ -91,6 +127,11 @@ class TrainedWeights(BaseModel):
     0, or a method without label-free terms)."""
     final_metrics: dict[str, float] = Field(default_factory=dict)
 
+    def local_weights(self, folder: Path) -> dict[str, Path]:
+        """This machine's copy of each network's weights file, by role."""
+        written = self.write_files(folder)
+        return {role: written[Path(path).name] for role, path in self.weights.items()}
+
 
 class EvaluationSummary(BaseModel):
     """Test-split results of every evaluated model, and the report files."""
@@ -105,16 +146,20 @@ class EvaluationSummary(BaseModel):
     registration, or why it could not be scored. None: the domain had no champion, or a teacher run."""
 
 
-class ExportedOnnx(BaseModel):
-    """The student as ONNX, checked against PyTorch."""
+class ExportedOnnx(WithFiles):
+    """The student as ONNX, checked against PyTorch; the file itself in ``files``."""
 
     path: str
+    """Where the export piece wrote it (for display); read it with :meth:`local_file`."""
     sha256: str
     size_bytes: int
     opset: int
     parity_max_abs_diff: float
     latency_ms: dict[str, float] = Field(default_factory=dict)
     """Median onnxruntime CPU latency by batch size (string keys: JSON-friendly)."""
+
+    def local_file(self, folder: Path) -> Path:
+        return self.write_files(folder)[Path(self.path).name]
 
 
 class RegisteredVersion(BaseModel):

@@ -9,13 +9,12 @@ import mlflow
 
 from fourds.config import RunConfig
 from fourds.export.onnx import classifier_metadata, export_and_check
-from fourds.hashing import file_sha256
 from fourds.inference import preprocessing_for
 from fourds.lineage.record import LineageRecord, code_commit
 from fourds.method.adapted_teacher import save_adapted_teacher
 from fourds.models import load_classifier, save_classifier
 from fourds.registry import gate_metrics, promote_if_better, register_student
-from fourds.runs.context import tracked
+from fourds.runs.context import run_folder, tracked, training_callbacks
 from fourds.runs.data import run_splits
 from fourds.runs.records import (
     EvaluationSummary,
@@ -28,7 +27,6 @@ from fourds.runs.records import (
     TrainedWeights,
     ValidationSummary,
 )
-from fourds.tracking.training import MlflowMetricsCallback
 from fourds.training.recipes import ADAPTED_TEACHER, STUDENT, distill
 
 logger = logging.getLogger(__name__)
@@ -40,14 +38,14 @@ SOURCE_TEACHER = "source_teacher"
 def distill_for_run(config: RunConfig, run: RunContext, ingested: IngestedDomain, teacher: TeacherWeights) -> TrainedWeights:
     """Distil the frozen teacher into the student with ``config.method`` and save every trained network of
     the run (the student, and the adapted, fine-tuned or runner-up networks the method produced) by role."""
-    teacher_model, _ = load_classifier(teacher.weights_path, arch=teacher.arch, classes=teacher.classes,
+    run_dir = run_folder(run)
+    teacher_model, _ = load_classifier(teacher.local_weights(run_dir), arch=teacher.arch, classes=teacher.classes,
                                        stem=teacher.stem)
-    splits = run_splits(ingested, config, teacher.classes)
-    run_dir = Path(run.run_dir)
+    splits = run_splits(run, ingested, config, teacher.classes)
     with tracked(run, config):
+        callbacks, checkpoints = training_callbacks(config, run)
         result = distill(config, teacher_model, splits.train, splits.val, num_classes=len(teacher.classes),
-                         callbacks=[MlflowMetricsCallback()], checkpoint_dir=run_dir / "checkpoints",
-                         unlabelled_set=splits.unlabelled)
+                         callbacks=callbacks, checkpoint_dir=checkpoints, unlabelled_set=splits.unlabelled)
         mlflow.log_params({"data.unlabelled_images": ingested.unlabelled_images,
                            "data.unlabelled_images_used": result.unlabelled_images})
         guard = result.guard.summary() if result.guard is not None else "off"
@@ -55,7 +53,7 @@ def distill_for_run(config: RunConfig, run: RunContext, ingested: IngestedDomain
             mlflow.log_metrics(result.guard.metrics())
         mlflow.set_tags({"fourds.guard": guard, "fourds.student_method": result.student_method})
     logger.info("scratch guard: %s", guard)
-    weights, archs = {}, {}
+    weights, archs, files = {}, {}, {}
     for role, network in result.networks().items():
         path = run_dir / f"{role}.safetensors"
         header = {"method": network.method, "domain": ingested.name}
@@ -65,8 +63,9 @@ def distill_for_run(config: RunConfig, run: RunContext, ingested: IngestedDomain
         else:
             save_classifier(network.model, path, arch=network.arch, classes=teacher.classes, stem=config.model.stem,
                             metadata=header)
-        weights[role], archs[role] = str(path), network.arch
+        weights[role], archs[role], files[path.name] = str(path), network.arch, path.read_bytes()
     return TrainedWeights(
+        files=files,
         weights=weights,
         arch=archs,
         classes=teacher.classes,
@@ -90,9 +89,10 @@ def export_for_run(config: RunConfig, run: RunContext, trained: TrainedWeights) 
     # torch's exporter and onnxscript log every graph rewrite at INFO, which an orchestrator's root level shows.
     for noisy in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    student, info = load_classifier(trained.weights[STUDENT])
+    run_dir = run_folder(run)
+    student, info = load_classifier(trained.local_weights(run_dir)[STUDENT])
     metadata = classifier_metadata(preprocessing_for(config.data), info.classes, arch=info.arch, domain=run.domain)
-    checked = export_and_check(student, Path(run.run_dir) / "student.onnx", image_size=config.data.image_size,
+    checked = export_and_check(student, run_dir / "student.onnx", image_size=config.data.image_size,
                                config=config.export, arch=info.arch, metadata=metadata)
     with tracked(run, config):
         mlflow.log_metrics({
@@ -102,6 +102,7 @@ def export_for_run(config: RunConfig, run: RunContext, trained: TrainedWeights) 
         })
         checked.raise_for_parity(config.promotion.max_parity_abs_diff)
     return ExportedOnnx(
+        files={checked.export.path.name: checked.export.path.read_bytes()},
         path=str(checked.export.path),
         sha256=checked.export.sha256,
         size_bytes=checked.export.size_bytes,
@@ -129,7 +130,8 @@ def student_lineage(
         data_domain_md5=ingested.domain_md5,
         data_md5=ingested.data_md5,
         data_git_revision=ingested.git_revision,
-        table_sha256=file_sha256(ingested.table_path),
+        table_sha256=ingested.table_sha256,
+        data_dvc_remote=ingested.dvc_remote,
         data_unlabelled_images=ingested.unlabelled_images,
         data_unlabelled_images_used=trained.unlabelled_images_used,
         teacher_model_name=teacher.registered_name,
@@ -167,11 +169,12 @@ def register_student_for_run(
     )
     metrics |= {name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")}
     lineage = student_lineage(config, run, ingested, teacher, validation, trained, onnx_model)
+    run_dir = run_folder(run)
     with tracked(run, config):
         registered = register_student(
             run.domain,
-            onnx_path=onnx_model.path,
-            weights_path=trained.weights[STUDENT],
+            onnx_path=onnx_model.local_file(run_dir),
+            weights_path=trained.local_weights(run_dir)[STUDENT],
             lineage=lineage,
             metrics=metrics,  # the evaluation logged its plots to the run already
             tracking=config.tracking,

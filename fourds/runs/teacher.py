@@ -8,7 +8,7 @@ from fourds.config import RunConfig
 from fourds.lineage.record import LineageRecord
 from fourds.models import save_classifier
 from fourds.registry import load_teacher, register_teacher
-from fourds.runs.context import tracked
+from fourds.runs.context import run_folder, tracked, training_callbacks
 from fourds.runs.data import run_splits
 from fourds.runs.records import (
     EvaluationSummary,
@@ -19,11 +19,11 @@ from fourds.runs.records import (
     TrainedWeights,
     ValidationSummary,
 )
-from fourds.tracking.training import MlflowMetricsCallback
 from fourds.training.recipes import train_teacher
 
 TEACHER = "teacher"
 """The role of a trained teacher's weights in :class:`TrainedWeights`."""
+TEACHER_FILE = "teacher.safetensors"
 
 
 def resolve_teacher_for_run(config: RunConfig, run: RunContext, teacher_ref: str | None) -> TeacherWeights:
@@ -32,9 +32,10 @@ def resolve_teacher_for_run(config: RunConfig, run: RunContext, teacher_ref: str
     reference = teacher_ref or config.tracking.teacher_model_name  # a bare name: its latest version
     with tracked(run, config):
         loaded = load_teacher(reference, tracking=config.tracking)
-    weights_path = save_classifier(loaded.model, Path(run.run_dir) / "teacher.safetensors", arch=loaded.arch,
+    weights_path = save_classifier(loaded.model, run_folder(run) / TEACHER_FILE, arch=loaded.arch,
                                    classes=loaded.classes, stem=loaded.stem, metadata={"reference": reference})
     return TeacherWeights(
+        files={TEACHER_FILE: weights_path.read_bytes()},
         weights_path=str(weights_path),
         arch=loaded.arch,
         stem=loaded.stem,
@@ -50,16 +51,17 @@ def resolve_teacher_for_run(config: RunConfig, run: RunContext, teacher_ref: str
 def train_teacher_for_run(config: RunConfig, run: RunContext, ingested: IngestedDomain) -> TrainedWeights:
     """Train a teacher on every labelled training image of the source domain (labels only: a teacher
     has no label-free terms, so the domain's unlabelled images are not used)."""
-    splits = run_splits(ingested, config, ingested.classes, label_budget=False)
-    run_dir = Path(run.run_dir)
+    splits = run_splits(run, ingested, config, ingested.classes, label_budget=False)
+    run_dir = run_folder(run)
     with tracked(run, config):
+        callbacks, checkpoints = training_callbacks(config, run, prefix="teacher/")
         trained = train_teacher(config, splits.train, splits.val, num_classes=len(ingested.classes),
-                                callbacks=[MlflowMetricsCallback(prefix="teacher/")],
-                                checkpoint_dir=run_dir / "checkpoints" / "teacher")
-    weights_path = save_classifier(trained.model, run_dir / "teacher.safetensors", arch=config.model.teacher_arch,
+                                callbacks=callbacks, checkpoint_dir=checkpoints / "teacher")
+    weights_path = save_classifier(trained.model, run_dir / TEACHER_FILE, arch=config.model.teacher_arch,
                                    classes=ingested.classes, stem=config.model.stem,
                                    metadata={"domain": ingested.name, "data_md5": ingested.domain_md5})
     return TrainedWeights(
+        files={TEACHER_FILE: weights_path.read_bytes()},
         weights={TEACHER: str(weights_path)},
         arch={TEACHER: config.model.teacher_arch},
         classes=ingested.classes,
@@ -82,9 +84,10 @@ def register_teacher_for_run(
     """The weights file carries arch, classes and stem in its header; the lineage adds where its data came from."""
     lineage = LineageRecord(data_git_revision=ingested.git_revision or "unknown", gx_success=validation.success,
                             zenml_run_id=run.zenml_run_id)
+    weights = trained.local_weights(run_folder(run))[TEACHER]
     with tracked(run, config):
         registered = register_teacher(
-            trained.weights[TEACHER],
+            weights,
             source_domain=ingested.name,
             data_md5=ingested.domain_md5,
             metrics={name: value for name, value in evaluation.metrics.items() if name.endswith("/accuracy")},

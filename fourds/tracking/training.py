@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from fourds.evaluation.plots import plot_learning_curves
-from fourds.tracking.store import require_active_run
+from fourds.tracking.store import is_sqlite, require_active_run
 from fourds.training.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -104,3 +104,52 @@ class MlflowMetricsCallback(Callback):
     def _artifact_dir(self) -> str:
         parts = [part for part in (self.prefix.strip("/"), self._stage) if part]
         return "/".join(["training", *parts])
+
+
+CHECKPOINT_ARTIFACTS = "checkpoints"
+"""Where mirrored training checkpoints sit among a run's MLflow artifacts."""
+
+
+class CheckpointMirror(Callback):
+    """Copies every checkpoint the trainer writes under ``local_root`` to the active MLflow run
+    (``checkpoints/<path below local_root>/``): durable storage that a retried step resumes from,
+    on whichever machine it lands (:func:`restore_checkpoints`). Each copy replaces the last one."""
+
+    def __init__(self, local_root: Path):
+        self.local_root = Path(local_root)
+        self._run_id: str | None = None
+
+    def on_train_start(self, info: dict) -> None:
+        self._run_id = require_active_run("CheckpointMirror").info.run_id
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        if self._run_id is None:
+            raise RuntimeError("CheckpointMirror received a checkpoint before on_train_start")
+        relative = Path(path).parent.relative_to(self.local_root).as_posix()
+        folder = CHECKPOINT_ARTIFACTS if relative == "." else f"{CHECKPOINT_ARTIFACTS}/{relative}"
+        MlflowClient().log_artifact(self._run_id, str(path), folder)
+
+
+def restore_checkpoints(local_root: Path) -> list[Path]:
+    """Bring the active MLflow run's mirrored checkpoints back under ``local_root`` (a retried step on a fresh
+    machine); returns the checkpoint files restored, none when the run has none yet."""
+    run_id = require_active_run("restore_checkpoints").info.run_id
+    if not MlflowClient().list_artifacts(run_id, CHECKPOINT_ARTIFACTS):
+        return []
+    local_root = Path(local_root)
+    with tempfile.TemporaryDirectory(prefix="fourds-checkpoints-") as scratch:
+        downloaded = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CHECKPOINT_ARTIFACTS,
+                                                              dst_path=scratch))
+        restored = []
+        for file in sorted(downloaded.rglob("*")):
+            if file.is_file():
+                target = local_root / file.relative_to(downloaded)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                file.replace(target)
+                restored.append(target)
+    return restored
+
+
+def mirrors_checkpoints(tracking_uri: str, configured: bool | None) -> bool:
+    """``tracking.mirror_checkpoints``, with None meaning: when tracking is not a local SQLite store."""
+    return configured if configured is not None else not is_sqlite(tracking_uri)

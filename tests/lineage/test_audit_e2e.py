@@ -200,8 +200,13 @@ def test_unknown_model_version_is_a_usage_error(watched, capsys):
 
 
 def test_missing_validation_result_is_reported_missing(watched, capsys):
+    from mlflow import MlflowClient
+
     code, audit, _ = watched.lineage(capsys)
-    result_file = Path(links_of(audit)["validation (Great Expectations)"]["facts"]["result"])
+    uri = links_of(audit)["validation (Great Expectations)"]["facts"]["result"]
+    run_id, artifact = uri.removeprefix("runs:/").split("/", 1)
+    client = MlflowClient(tracking_uri=watched.workspace.tracking_uri())
+    result_file = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://")) / artifact
     moved = result_file.with_suffix(".moved")
     result_file.rename(moved)
     try:
@@ -212,7 +217,74 @@ def test_missing_validation_result_is_reported_missing(watched, capsys):
     link = links_of(audit)["validation (Great Expectations)"]
     assert code == 1 and not audit["complete"]
     assert link["status"] == "missing"
-    assert link["missing"] == [f"validation result {result_file} does not exist"]
+    assert link["missing"][0].startswith(f"validation result {uri} cannot be read from MLflow")
+
+
+# Each recorded fact that disagrees with the system that owns it: (tag, false value, link, status, words).
+TAMPERED_FACTS = [
+    ("fourds.data_domain_md5", "0" * 32 + ".dir", "data", "mismatch", "domain md5"),
+    ("fourds.table_sha256", "0" * 64, "data", "mismatch", "images.csv sha256"),
+    ("fourds.teacher_data_md5", "0" * 32 + ".dir", "teacher", "mismatch", "teacher training-data md5"),
+    ("fourds.config_hash", "0" * 64, "code and configuration", "mismatch", "config"),
+    ("fourds.zenml_run_id", "00000000-0000-0000-0000-000000000000", "ZenML run", "missing", "not in the active ZenML store"),
+    ("fourds.gx_success", "false", "validation (Great Expectations)", "mismatch", "failed validation"),
+]
+
+
+@pytest.mark.parametrize(("tag", "value", "link_name", "status", "words"), TAMPERED_FACTS,
+                         ids=[fact[0].removeprefix("fourds.") for fact in TAMPERED_FACTS])
+def test_a_fact_that_disagrees_with_its_owner_fails_the_audit_naming_the_link(
+    watched, capsys, tag, value, link_name, status, words
+):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=watched.workspace.tracking_uri(), registry_uri=watched.workspace.tracking_uri())
+    name, version = watched.student_model, watched.state["model_version"]
+    saved = client.get_model_version(name, version).tags[tag]
+    client.set_model_version_tag(name, version, tag, value)
+    try:
+        code, audit, _ = watched.lineage(capsys, f"{name}/{version}")
+    finally:
+        client.set_model_version_tag(name, version, tag, saved)
+
+    link = links_of(audit)[link_name]
+    assert code == 1 and not audit["complete"]
+    assert link["status"] == status, link
+    assert any(words in problem for problem in link["missing"] + link["mismatches"]), link
+
+
+def test_a_data_object_missing_from_the_dvc_remote_is_reported_missing(watched, capsys):
+    from fourds.data.versioning import default_remote
+
+    objects = sorted(path for path in Path(default_remote(watched.workspace)).rglob("*") if path.is_file()
+                     and not path.name.endswith(".dir"))
+    assert objects, "premise: the ingest pushed the data to the workspace's default DVC remote"
+    hidden = objects[0].with_name(objects[0].name + ".hidden")
+    objects[0].rename(hidden)
+    try:
+        code, audit, _ = watched.lineage(capsys)
+    finally:
+        hidden.rename(objects[0])
+
+    link = links_of(audit)["data"]
+    assert code == 1 and not audit["complete"]
+    assert link["status"] == "missing" and "from the DVC remote" in link["missing"][0], link
+
+
+def test_an_mlflow_run_that_did_not_finish_fails_the_audit(watched, capsys):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=watched.workspace.tracking_uri())
+    run_id = client.get_model_version(watched.student_model, watched.state["model_version"]).run_id
+    client.set_terminated(run_id, "FAILED")
+    try:
+        code, audit, _ = watched.lineage(capsys)
+    finally:
+        client.set_terminated(run_id, "FINISHED")
+
+    link = links_of(audit)["MLflow run"]
+    assert code == 1 and link["status"] == "mismatch"
+    assert link["mismatches"] == [f"MLflow run {run_id} has status FAILED, not FINISHED"]
 
 
 def test_tampered_onnx_file_is_reported_as_a_mismatch(watched, capsys):

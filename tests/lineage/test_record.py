@@ -13,6 +13,7 @@ def _complete_record() -> LineageRecord:
         guard="kept 4ds: validation accuracy 4ds 0.9000, scratch 0.8500 on 40 images (margin 0)",
         data_domain_md5="aa.dir",
         data_md5="bb.dir",
+        data_dvc_remote="/srv/fourds/dvc-remote",
         data_git_revision="c0ffee",
         table_sha256="d" * 64,
         data_unlabelled_images=40,

@@ -75,9 +75,26 @@ def test_run_config_is_a_zenml_run_configuration_with_a_valid_run_config(recipe)
     PipelineRunConfiguration.model_validate(options)
     DockerSettings.model_validate(options["settings"]["docker"])
     assert (DEPLOY.parent / options["settings"]["docker"]["requirements"]).is_file()
-    assert options["environment"]["FOURDS_HOME"] == "/workspace"
     assert "MLFLOW_TRACKING_URI" in options["environment"]
-    assert load_config(path).method == "4ds"
+    config = load_config(path)
+    assert config.method == "4ds"
+    assert config.data.dvc_remote.startswith("s3://")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_steps_share_no_disk_and_training_steps_are_retried(recipe):
+    """Each step pod works in its own folder (no shared volume); what steps share goes through the artifact
+    store, the DVC remote and MLflow; a killed training step is retried (and resumes from its checkpoint)."""
+    from zenml.config.retry_config import StepRetryConfig
+
+    options = zenml_run_options(DEPLOY / recipe / "run_config.yaml")
+    assert options["environment"]["FOURDS_STEP_WORKSPACE"] == "/tmp/fourds"
+    assert "FOURDS_HOME" not in options["environment"]
+    assert options["secrets"] == ["fourds_s3_env"]
+    assert "volumes" not in (options["settings"][f"orchestrator.{recipe}"].get("pod_settings") or {})
+    for step in ("train_teacher_model", "distill_student"):
+        retry = StepRetryConfig.model_validate(options["steps"][step]["retry"])
+        assert retry.max_retries >= 1 and retry.backoff >= 1
 
 
 @needs_extra
@@ -91,18 +108,6 @@ def test_orchestrator_settings_match_zenml(recipe):
     unknown = set(settings) - set(settings_class.model_fields)
     assert not unknown, f"{recipe}: orchestrator settings ZenML does not know: {unknown}"
     settings_class.model_validate(settings)
-
-
-def test_kubernetes_pods_mount_the_workspace_volume_at_fourds_home():
-    options = zenml_run_options(DEPLOY / "kubernetes" / "run_config.yaml")
-    pod = options["settings"]["orchestrator.kubernetes"]["pod_settings"]
-    claim = yaml.safe_load((DEPLOY / "kubernetes" / "workspace-pvc.yaml").read_text())
-
-    (volume,) = pod["volumes"]
-    (mount,) = pod["volume_mounts"]
-    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert mount["name"] == volume["name"] and mount["mountPath"] == options["environment"]["FOURDS_HOME"]
 
 
 def test_register_script_refuses_to_start_without_its_variables(tmp_path):

@@ -26,46 +26,9 @@ from PIL import Image
 from fourds.config import RunConfig, load_config
 from fourds.lineage.record import LineageRecord
 from fourds.workspace import Workspace
+from tiny_domains import COLOURS, IMAGES_PER_CLASS, TINY, UNLABELLED_IMAGES, write_colour_domain
 
 pytestmark = pytest.mark.slow
-
-# Three flat colours with pixel noise: learnable in a handful of steps, so the first
-# student is clearly better than chance. The target domain is darker and noisier, and its
-# colour channels are rotated (its "red" images look green to the source teacher), so the
-# source teacher is poor there and a student has a gap to close, as the promotion gates require.
-COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (50, 60, 210)}
-IMAGES_PER_CLASS = 24
-UNLABELLED_IMAGES = 6
-
-TINY = {
-    "method": "4ds",
-    # no_maxpool keeps 2x2 maps after the last stage at 32 px (fusion-activation is inert at 1x1).
-    "model": {"teacher_arch": "resnet18", "student_arch": "resnet18", "stem": "no_maxpool"},
-    "data": {
-        "image_size": 32,
-        "resize_size": None,
-        "random_crop": False,
-        "horizontal_flip": False,
-        "mean": [0.5, 0.5, 0.5],
-        "std": [0.25, 0.25, 0.25],
-        "val_fraction": 0.2,
-        "test_fraction": 0.3,
-        "batch_size": 8,
-        "eval_batch_size": 64,
-    },
-    # 30 steps: fewer leave BatchNorm running statistics far from the data, and eval-mode
-    # logits in the thousands (the student is then no better than chance and the absolute
-    # ONNX parity bound fails); 30 steps take seconds on one core.
-    "train": {"max_steps": 30, "progress": False, "device": "cpu",
-              "optimizers": {"student": {"name": "sgd", "lr": 0.05}}},
-    "teacher_train": {"max_steps": 30, "progress": False, "device": "cpu",
-                      "optimizers": {"teacher": {"name": "sgd", "lr": 0.05}}},
-    "export": {"latency_batch_sizes": [1], "latency_repeats": 2},
-    # 30-step students on 72 images are far from the demo's: a minimum of 0.5 (the default for
-    # 3 classes is 2/3) lets the first student be promoted; the default is checked by its own
-    # test (test_cli_refuses_a_near_chance_first_version_with_the_default_gates_and_exit_4).
-    "promotion": {"min_accuracy": 0.5},
-}
 
 # The weaker second run: the same pipeline, data and budget, but the student's learning
 # rate is so small that it keeps its random initialisation (chance level, 1/3), while the
@@ -97,25 +60,6 @@ class Stack:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.workspace.tracking_uri(), registry_uri=self.workspace.tracking_uri())
-
-
-def write_colour_domain(folder: Path, *, brightness: float, noise: float, seed: int, unlabelled: int = 0,
-                        rotate_channels: bool = False) -> Path:
-    """``IMAGES_PER_CLASS`` images per colour, and ``unlabelled`` more of random colours in ``unlabelled/``."""
-    rng = np.random.default_rng(seed)
-
-    def save(rgb, path: Path) -> None:
-        rgb = rgb[-1:] + rgb[:-1] if rotate_channels else rgb  # (r, g, b) -> (b, r, g)
-        pixels = np.array(rgb, dtype=np.float32) * brightness + rng.normal(0, noise, (32, 32, 3))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
-
-    for name, rgb in COLOURS.items():
-        for index in range(IMAGES_PER_CLASS):
-            save(rgb, folder / name / f"{index:03d}.png")
-    for index in range(unlabelled):
-        save(list(COLOURS.values())[index % len(COLOURS)], folder / "unlabelled" / f"{index:03d}.png")
-    return folder
 
 
 def git_init(folder: Path) -> None:
@@ -327,6 +271,26 @@ def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
     assert mlflow_run.data.tags["fourds.gx_success"] == "false"
 
 
+def test_a_run_that_fails_before_validation_ends_its_mlflow_run_failed(stack, tmp_path):
+    """An ingest failure (here: a domain with no images) leaves no FINISHED MLflow run behind (issue 14, item 4)."""
+    from pipelines.distill import run_distill
+    from pipelines.launch import PipelineRunFailed
+
+    empty = tmp_path / "empty"
+    (empty / "red").mkdir(parents=True)
+    with pytest.raises(PipelineRunFailed) as failure:
+        run_distill(stack.config, domain="colours", data_source=str(empty), workspace=stack.workspace,
+                    teacher="fourds-teacher")
+
+    assert failure.value.step == "ingest_data"
+    client = stack.mlflow()
+    [mlflow_run] = client.search_runs(
+        [client.get_experiment_by_name("fourds-colours").experiment_id],
+        filter_string=f"attributes.run_name = '{failure.value.run_name}'",
+    )
+    assert mlflow_run.info.status == "FAILED"
+
+
 def test_cli_reports_a_validation_failure_with_the_file_and_exit_1(stack, tmp_path, capsys):
     from fourds_app.cli import main
 
@@ -396,7 +360,7 @@ def test_fourds_predict_labels_test_images_as_the_evaluation_step_does(stack, tm
 
     outputs = stack.first_outcome.outputs
     ingested = outputs["ingested_domain"]
-    test_set = run_splits(ingested, stack.config, outputs["trained_models"].classes).test
+    test_set = run_splits(outputs["run_context"], ingested, stack.config, outputs["trained_models"].classes).test
     student, _ = load_classifier(outputs["trained_models"].weights["student"])
     logits, _ = predict_logits(student, test_set)
     expected = [outputs["trained_models"].classes[i] for i in logits.argmax(dim=1).tolist()]
@@ -425,7 +389,7 @@ def test_the_champion_and_the_teacher_load_with_plain_mlflow_pyfunc(stack):
     configure_mlflow(stack.workspace)
     outputs = stack.first_outcome.outputs
     ingested, classes = outputs["ingested_domain"], outputs["trained_models"].classes
-    test_set = run_splits(ingested, stack.config, classes).test
+    test_set = run_splits(outputs["run_context"], ingested, stack.config, classes).test
     images = np.stack([np.asarray(Image.open(Path(ingested.images_dir) / path).convert("RGB"))
                        for path in test_set.paths])
     teacher = stack.teacher_outcome.outputs["registered_teacher"]
