@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 a run started and failed (data validation, non-finite loss,
 ONNX parity, a rejected weights file...); 2 the command could not start (bad arguments,
-configuration or paths); 4 (``distill``, ``demo``, ``watch``) the run finished and its
+configuration or paths); 3 another run holds the lock (``distill``, ``teacher train`` and
+``demo`` of the same domain, ``watch`` of the same workspace, or a registry alias being
+moved): nothing was done; 4 (``distill``, ``demo``, ``watch``) the run finished and its
 student was registered but not promoted to champion (the gates it failed are printed).
 Errors print one line ``error: ...`` on stderr; ``--debug`` adds the Python traceback.
 

@@ -14,7 +14,6 @@ so a failed ingest leaves the previous version of the domain untouched.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 import uuid
@@ -32,14 +31,13 @@ from fourds.data.sources import (
 )
 from fourds.data.table import check_split_fractions, table_rows, write_image_table
 from fourds.data.versioning import STAGING_PREFIX, DataVersionError, data_version, track_data_folder
-from fourds.workspace import Workspace
+from fourds.workspace import DomainNameError, Workspace, check_domain_name
 
 __all__ = ["CLASSES_FILE", "TABLE_FILE", "DataSourceError", "DataVersionError", "IngestResult", "ingest_domain"]
 
 TABLE_FILE = "images.csv"
 CLASSES_FILE = "classes.json"
 IMAGES_FOLDER = "images"
-_DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,10 @@ def ingest_domain(
     image's content hash (see :func:`fourds.data.table.split_for`) unless a manifest
     gives them. Raises :class:`DataSourceError` for anything wrong with the source.
     """
-    check_domain_name(name)
+    try:
+        check_domain_name(name)
+    except DomainNameError as exc:  # the workspace's one rule, reported as an ingest error
+        raise DataSourceError(str(exc)) from None
     check_split_fractions(val_fraction, test_fraction)
     shown_source = str(source) if is_url(source) else str(Path(source).expanduser().resolve())
     workspace.domains_dir.mkdir(parents=True, exist_ok=True)
@@ -124,14 +125,6 @@ def ingest_domain(
         data_dvc_dirty=version.data_dvc_dirty,
         split_counts=split_counts,
     )
-
-
-def check_domain_name(name: str) -> None:
-    """A domain name is a folder name and a registry suffix: letters, digits, ``_ . -``, no leading dot."""
-    if not isinstance(name, str) or not _DOMAIN_NAME.fullmatch(name):
-        raise DataSourceError(
-            f"invalid domain name {name!r}: use 1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
-        )
 
 
 def _write_domain(

@@ -69,7 +69,8 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
                                    promoted=promotion.promoted if promotion else None)
 
     try:
-        with watching.watch_lock(workspace.ensure()):
+        with watching.watch_lock(workspace.ensure(),
+                                 on_takeover=lambda message: click.echo(f"warning: {message}", err=True)):
             plan = watching.plan_watch(source, workspace, excluded)
             _print_plan(plan)
             if plan.due:  # a missing teacher would fail every run: say so once, before any starts
