@@ -28,11 +28,11 @@ from fourds import __version__
 from fourds.config import ConfigError
 from fourds.exit_codes import EXIT_RUN_FAILED, EXIT_USAGE
 from fourds_app.commands.models import predict, promote, rollback, status
-from fourds_app.commands.operations import lineage, watch
+from fourds_app.commands.operations import clean, lineage, watch
 from fourds_app.commands.pipelines import demo, distill, teacher
 from fourds_app.session import UsageProblem
 
-COMMANDS = (demo, teacher, distill, predict, status, promote, rollback, watch, lineage)
+COMMANDS = (demo, teacher, distill, predict, status, promote, rollback, watch, lineage, clean)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -203,3 +203,26 @@ def read_zenml_run(run_id: str):
     steps = sorted(run.steps.values(), key=lambda step: step.start_time or run.start_time)
     return OrchestratorRun(name=run.name, pipeline=run.pipeline.name if run.pipeline else None, status=str(run.status),
                            steps={step.name: str(step.status) for step in steps})
+
+
+UNFINISHED = ("initializing", "provisioning", "queued", "running")
+
+
+def fail_unfinished_runs(domains: set[str]) -> list[str]:
+    """Mark failed the ZenML runs of ``domains`` that never finished (their process is gone: ``fourds clean``
+    only passes domains whose lock no run holds); returns their names."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+    from zenml.models import PipelineRunUpdate
+
+    from fourds.operations.cleanup import domain_of_run
+
+    client = Client()
+    ended = []
+    for status in UNFINISHED:
+        for run in client.list_pipeline_runs(status=status, size=1000):
+            if domain_of_run(run.name) in domains:
+                client.zen_store.update_run(run.id, PipelineRunUpdate(
+                    status=ExecutionStatus.FAILED, status_reason="fourds clean: its process is gone"))
+                ended.append(run.name)
+    return ended

@@ -137,3 +137,38 @@ def lineage(session: Session, reference: str, as_json: bool) -> None:
     click.echo(json.dumps(audit.as_dict(), indent=2, default=str) if as_json else format_audit(audit))
     if not audit.complete:
         raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="List what would be ended and removed; change nothing.")
+@workspace_options
+def clean(session: Session, dry_run: bool) -> None:
+    """End what killed runs left behind: MLflow and ZenML runs stuck 'running', run folders (checkpoints, copies).
+
+    Only domains that no live run holds (each run holds its domain's lock) are touched.
+    Everything a finished run keeps is in MLflow, the artifact store and the DVC remote;
+    its run folder is a scratch copy, removed too.
+    """
+    from fourds.operations.cleanup import clean_workspace
+
+    workspace = session.workspace
+    uri = workspace.tracking_uri(session.config.tracking.tracking_uri)
+    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+        click.echo(f"nothing to clean: {workspace.root} has no MLflow store yet")
+        return
+    report = clean_workspace(workspace, session.config.tracking, dry_run=dry_run)
+    zenml_runs: list[str] = []
+    if report.clean_domains and not dry_run:
+        use_workspace_zenml_store(workspace)
+        from pipelines.launch import fail_unfinished_runs
+
+        zenml_runs = fail_unfinished_runs(report.clean_domains)
+    verb = "would end" if dry_run else "ended"
+    click.echo(f"{verb} {len(report.stale_mlflow_runs)} MLflow run(s) left RUNNING: "
+               + (", ".join(report.stale_mlflow_runs) or "none"))
+    if not dry_run:
+        click.echo(f"ended {len(zenml_runs)} ZenML run(s) left running: " + (", ".join(zenml_runs) or "none"))
+    click.echo(f"{'would remove' if dry_run else 'removed'} {len(report.run_folders)} run folder(s), "
+               f"{report.freed_bytes / 2**20:.1f} MB")
+    for domain in report.busy_domains:
+        click.echo(f"left alone: a run of '{domain}' is in progress")
