@@ -328,7 +328,7 @@ def _minimum_gate(
         return False, f"FAIL minimum: the challenger has no recorded {ACCURACY_METRIC}"
     if minimum is None:
         return False, (
-            f"FAIL minimum: the challenger records no class list to derive the default minimum accuracy from; "
+            "FAIL minimum: the challenger records no class list to derive the default minimum accuracy from; "
             "set promotion.min_accuracy"
         )
     source = f"default (1 + 1/{num_classes}) / 2" if is_default else "promotion.min_accuracy"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from fourds.config import RunConfig
 from fourds.lineage.record import LineageRecord

@@ -26,7 +26,7 @@ from PIL import Image
 from fourds.config import RunConfig, load_config
 from fourds.lineage.record import LineageRecord
 from fourds.workspace import Workspace
-from tiny_domains import COLOURS, IMAGES_PER_CLASS, TINY, UNLABELLED_IMAGES, write_colour_domain
+from tiny_domains import COLOURS, TINY, UNLABELLED_IMAGES, write_colour_domain
 
 pytestmark = pytest.mark.slow
 

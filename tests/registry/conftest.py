@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import numpy as np
 import onnx
 import pytest
@@ -13,7 +12,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from onnx import TensorProto, helper, numpy_helper
 
-from fourds.config import TrackingConfig
 from fourds.export.onnx import OnnxExport, classifier_metadata
 from fourds.hashing import file_sha256
 from fourds.inference import ImagePreprocessing
