@@ -4,6 +4,8 @@ of ``--config``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -12,29 +14,32 @@ from fourds_app.session import Session, UsageProblem, use_workspace_zenml_store
 
 
 def run_teacher_pipeline(session: Session, *, domain: str, **params):
-    """``pipelines.train_teacher.run_train_teacher`` for this session (``params``: data_source...), holding
-    ``domain``'s lock for the whole run (:class:`~fourds.operations.locks.DomainLocked` when another run has it)."""
-    with _domain_run_lock(session, domain):
-        use_workspace_zenml_store(session.workspace)
-        from pipelines.launch import zenml_run_options
+    """``pipelines.train_teacher.run_train_teacher`` for this session (``params``: data_source...)."""
+    with _pipeline_run(session, domain) as common:
         from pipelines.train_teacher import run_train_teacher
 
-        _hide_tracebacks_in_logs(unless=session.debug)
-        return run_train_teacher(session.config, workspace=session.workspace.ensure(), domain=domain,
-                                 zenml_options=zenml_run_options(session.config_file), **params)
+        return run_train_teacher(session.config, **common, **params)
 
 
 def run_distill_pipeline(session: Session, *, domain: str, **params):
-    """``pipelines.distill.run_distill`` for this session (``params``: data_source, teacher...), holding
-    ``domain``'s lock for the whole run (:class:`~fourds.operations.locks.DomainLocked` when another run has it)."""
-    with _domain_run_lock(session, domain):
-        use_workspace_zenml_store(session.workspace)
+    """``pipelines.distill.run_distill`` for this session (``params``: data_source, teacher...)."""
+    with _pipeline_run(session, domain) as common:
         from pipelines.distill import run_distill
+
+        return run_distill(session.config, **common, **params)
+
+
+@contextmanager
+def _pipeline_run(session: Session, domain: str) -> Iterator[dict]:
+    """Hold ``domain``'s lock for the whole run (:class:`~fourds.operations.locks.DomainLocked` when another run has
+    it), keep ZenML's store in the workspace, and give the arguments every pipeline run takes."""
+    with _domain_run_lock(session, domain):
+        use_workspace_zenml_store(session.workspace)  # before ZenML is first imported
         from pipelines.launch import zenml_run_options
 
         _hide_tracebacks_in_logs(unless=session.debug)
-        return run_distill(session.config, workspace=session.workspace.ensure(), domain=domain,
-                           zenml_options=zenml_run_options(session.config_file), **params)
+        yield {"workspace": session.workspace.ensure(), "domain": domain,
+               "zenml_options": zenml_run_options(session.config_file)}
 
 
 def _domain_run_lock(session: Session, domain: str):

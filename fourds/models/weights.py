@@ -103,11 +103,7 @@ def load_classifier(
     """
     model, info, extra_state = load_classifier_with_extra_state(path, arch=arch, classes=classes, stem=stem)
     if extra_state:
-        raise WeightsError(
-            f"{path} holds more than a classifier: {len(extra_state)} extra tensors (e.g. "
-            f"{', '.join(sorted(extra_state)[:_EXAMPLES])}); an adapted teacher loads with "
-            "fourds.method.adapted_teacher.load_adapted_teacher"
-        )
+        raise _more_than_a_classifier(path, extra_state)
     return model, info
 
 
@@ -127,21 +123,13 @@ def load_classifier_with_extra_state(
     elif path.suffix in TORCH_SUFFIXES:
         state, header = _read_torch_state_dict(path), {}
     else:
-        raise WeightsError(
-            f"{path}: unsupported weights format {path.suffix!r}; "
-            f"expected {', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
-        )
+        raise _unsupported_format(path)
 
     extra_state = {name.removeprefix(EXTRA_STATE_PREFIX): tensor for name, tensor in state.items()
                    if name.startswith(EXTRA_STATE_PREFIX)}
     state = {name: tensor for name, tensor in state.items() if not name.startswith(EXTRA_STATE_PREFIX)}
     info = _resolve_info(path, header, arch=arch, classes=classes, stem=stem)
-    try:
-        _check_state_matches(state, arch=info.arch, classes=info.classes, stem=info.stem, source=str(path))
-    except WeightsError:
-        raise
-    except ValueError as exc:  # e.g. an architecture name torchvision does not know
-        raise WeightsError(f"{path}: {exc}") from exc
+    _check_file_shapes(path, {name: tuple(tensor.shape) for name, tensor in state.items()}, info)
     model = build_classifier(info.arch, len(info.classes), stem=info.stem)
     model.load_state_dict(state, strict=True)
     model.eval()
@@ -171,24 +159,36 @@ def read_classifier_info(
         _resolve_info(path, {}, arch=arch, classes=classes, stem=stem)  # says what is missing before reading
         shapes, header = {name: tuple(tensor.shape) for name, tensor in _read_torch_state_dict(path).items()}, {}
     else:
-        raise WeightsError(
-            f"{path}: unsupported weights format {path.suffix!r}; "
-            f"expected {', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
-        )
+        raise _unsupported_format(path)
     extra = sorted(name for name in shapes if name.startswith(EXTRA_STATE_PREFIX))
     if extra:
-        raise WeightsError(
-            f"{path} holds more than a classifier: {len(extra)} extra tensors (e.g. {', '.join(extra[:_EXAMPLES])}); "
-            "an adapted teacher loads with fourds.method.adapted_teacher.load_adapted_teacher"
-        )
+        raise _more_than_a_classifier(path, extra)
     info = _resolve_info(path, header, arch=arch, classes=classes, stem=stem)
+    _check_file_shapes(path, shapes, info)
+    return info
+
+
+def _unsupported_format(path: Path) -> WeightsError:
+    return WeightsError(
+        f"{path}: unsupported weights format {path.suffix!r}; expected {', '.join(SAFETENSORS_SUFFIXES + TORCH_SUFFIXES)}"
+    )
+
+
+def _more_than_a_classifier(path: Path, extra_names) -> WeightsError:
+    names = sorted(extra_names)
+    return WeightsError(
+        f"{path} holds more than a classifier: {len(names)} extra tensors (e.g. {', '.join(names[:_EXAMPLES])}); "
+        "an adapted teacher loads with fourds.method.adapted_teacher.load_adapted_teacher"
+    )
+
+
+def _check_file_shapes(path: Path, shapes: dict[str, tuple[int, ...]], info: ClassifierInfo) -> None:
     try:
         _check_shapes_match(shapes, arch=info.arch, classes=info.classes, stem=info.stem, source=str(path))
     except WeightsError:
         raise
     except ValueError as exc:  # e.g. an architecture name torchvision does not know
         raise WeightsError(f"{path}: {exc}") from exc
-    return info
 
 
 def _read_safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
