@@ -43,6 +43,8 @@ PARITY_METRIC = "onnx_parity_max_abs_diff"
 LATENCY_METRIC = "onnx_latency_ms_batch1"
 SIZE_METRIC = "onnx_size_mb"
 DECISION_TAG = "fourds.promotion.decision"
+RUN_DESCRIPTION_TAG = "mlflow.note.content"
+"""The tag MLflow's UI shows as a run's description."""
 PROMOTION_TAG_PREFIX = "fourds.promotion."
 
 
@@ -298,8 +300,13 @@ def version_description(tags: dict[str, str], decision: PromotionDecision | None
 
 
 def _describe_version(client: MlflowClient, model_name: str, version: str, decision: PromotionDecision) -> None:
-    tags = client.get_model_version(model_name, version).tags
-    client.update_model_version(model_name, version, description=version_description(tags, decision))
+    """The version's description, and the same text as the description of the run that produced it (the run
+    page showed "No description")."""
+    registered = client.get_model_version(model_name, version)
+    description = version_description(registered.tags, decision)
+    client.update_model_version(model_name, version, description=description)
+    if registered.run_id:
+        client.set_tag(registered.run_id, RUN_DESCRIPTION_TAG, description)
 
 
 def _metrics_of(tags: dict[str, str]) -> dict[str, float]:

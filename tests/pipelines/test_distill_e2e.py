@@ -245,6 +245,15 @@ def test_weaker_second_run_becomes_challenger_not_champion(stack):
     )
 
 
+def test_the_runs_description_says_what_its_version_page_says(stack):
+    client = stack.mlflow()
+    registered = stack.first_outcome.outputs["registered_version"]
+    version = client.get_model_version(registered.model_name, registered.version)
+
+    assert version.description.startswith("**colours** student, method **")
+    assert client.get_run(version.run_id).data.tags["mlflow.note.content"] == version.description
+
+
 def test_run_whose_data_fails_validation_registers_nothing(stack, tmp_path):
     from pipelines.distill import run_distill
     from pipelines.launch import PipelineRunFailed
