@@ -219,13 +219,16 @@ def checkout_domain(workspace: Workspace, *, data_md5: str, remote: str, domain:
     if not (root / ".dvc").is_dir():
         _quiet_init(root, no_scm=True)
     (root / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": data_md5, "hash": "md5", "path": "data"}]}))
+    with Repo(str(root)) as repo:
+        with repo.config.edit() as config:
+            config["core"]["analytics"] = False
+            config["cache"]["dir"] = str(workspace.root / ".dvc" / "cache")
+            # Links into the shared cache, not copies: a checkout per data version costs inodes, not the
+            # images again (DVC makes linked files read-only; runs only read them).
+            config["cache"]["type"] = "reflink,hardlink,symlink,copy"
+        _use_remote(repo, remote)
     try:
-        with Repo(str(root)) as repo:
-            with repo.config.edit() as config:
-                config["core"]["analytics"] = False
-                shared_cache = workspace.root / ".dvc" / "cache"
-                config["cache"]["dir"] = str(shared_cache)
-            _use_remote(repo, remote)
+        with Repo(str(root)) as repo:  # opened again: a Repo reads its cache settings when it opens
             repo.pull(targets=[str(target)], remote=REMOTE_NAME)
     except DvcException as exc:
         raise DataVersionError(
