@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from fourds.exit_codes import EXIT_NOT_PROMOTED
@@ -48,7 +50,8 @@ def print_distill_result(session: Session, outcome) -> bool:
         files = MlflowClient().get_model_version_download_uri(promotion.model_name, promotion.champion_version)
         click.echo(f"  its files: {files.removeprefix('file://')}/data/classifier/ (model.onnx, student.safetensors)")
         click.echo(f"  use it: fourds predict {promotion.model_name}@champion IMAGE_OR_FOLDER...")
-    click.echo(f"this run's ONNX file: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
+    if Path(onnx.path).is_file():  # written where the export step ran: here unless steps run elsewhere
+        click.echo(f"this run's ONNX file: {onnx.path} (sha256 {onnx.sha256[:12]}...)")
     return promotion.promoted
 
 

@@ -113,10 +113,12 @@ def check_data_source(source: str) -> str:
     return str(path.resolve())
 
 
-def check_teacher_reference(session: Session, reference: str | None) -> None:
-    """Fail in seconds, not after the pipeline has ingested the data, when ``--teacher`` names nothing usable.
+def check_teacher_reference(session: Session, reference: str | None) -> str | None:
+    """Fail in seconds, not after the pipeline has ingested the data, when ``--teacher`` names nothing usable;
+    returns the reference to run with (a weights file as an absolute path: steps do not run in this folder).
 
     A weights file is judged by its header (architecture, classes, stem, tensor shapes), without loading it.
+    A file must be readable where the steps run: on a cluster, register it first (``fourds teacher import``).
     """
     from fourds.models.weights import SAFETENSORS_SUFFIXES, TORCH_SUFFIXES, WeightsError, read_classifier_info
     from fourds.registry import resolve_model_version
@@ -130,13 +132,14 @@ def check_teacher_reference(session: Session, reference: str | None) -> None:
             read_classifier_info(reference)
         except WeightsError as exc:
             raise UsageProblem(f"--teacher: {exc}") from None
-        return
+        return str(Path(reference).resolve())
     configure_mlflow(session.workspace.ensure(), tracking)
     try:
         resolve_model_version(reference or tracking.teacher_model_name, default_name=tracking.teacher_model_name)
     except Exception as exc:
         hint = "" if reference else " (no --teacher given; train one with 'fourds teacher train' or import one)"
         raise UsageProblem(f"--teacher {reference or tracking.teacher_model_name}: {exc}{hint}") from exc
+    return reference
 
 
 def who_is_acting(who: str | None) -> str:

@@ -9,6 +9,7 @@ process (the local orchestrator does; remote ones report the message only).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 import uuid
@@ -166,8 +167,11 @@ def _mark_mlflow_run_failed(run) -> None:
 
     started = run.steps.get("start_run")
     versions = started.outputs.get("run_context") if started is not None else None
-    if versions:
-        mark_failed(versions[0].load())
+    try:
+        if versions:
+            mark_failed(versions[0].load())
+    except Exception as exc:  # noqa: BLE001 - the pipeline's own failure is what the user must see
+        logging.getLogger(__name__).warning("could not mark the run's MLflow run FAILED: %s", exc)
 
 
 def _step_seconds(run) -> dict[str, float]:
@@ -208,21 +212,22 @@ def read_zenml_run(run_id: str):
 UNFINISHED = ("initializing", "provisioning", "queued", "running")
 
 
-def fail_unfinished_runs(domains: set[str]) -> list[str]:
-    """Mark failed the ZenML runs of ``domains`` that never finished (their process is gone: ``fourds clean``
-    only passes domains whose lock no run holds); returns their names."""
+def fail_unfinished_runs(run_ids: list[str]) -> list[str]:
+    """Mark failed those of these ZenML runs that never finished; returns their names. For ``fourds clean``,
+    which passes the runs of dead MLflow runs while it holds their domain's lock."""
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
     from zenml.models import PipelineRunUpdate
 
-    from fourds.operations.cleanup import domain_of_run
-
     client = Client()
     ended = []
-    for status in UNFINISHED:
-        for run in client.list_pipeline_runs(status=status, size=1000):
-            if domain_of_run(run.name) in domains:
-                client.zen_store.update_run(run.id, PipelineRunUpdate(
-                    status=ExecutionStatus.FAILED, status_reason="fourds clean: its process is gone"))
-                ended.append(run.name)
+    for run_id in run_ids:
+        try:
+            run = client.get_pipeline_run(run_id, allow_name_prefix_match=False)
+        except KeyError:
+            continue  # not in this ZenML store
+        if str(run.status) in UNFINISHED:
+            client.zen_store.update_run(run.id, PipelineRunUpdate(
+                status=ExecutionStatus.FAILED, status_reason="fourds clean: its process is gone"))
+            ended.append(run.name)
     return ended

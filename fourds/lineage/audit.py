@@ -398,11 +398,15 @@ def code_link(client, record: LineageRecord) -> Link:
         except Exception as exc:  # MLflow raises several types for a missing artifact
             link.missing.append(f"{CONFIG_ARTIFACT} of MLflow run {record.mlflow_run_id}: {exc}")
             return link
-        from fourds.config import load_config
+        import yaml
 
-        logged: RunConfig = load_config(config_file)
+        from fourds.hashing import canonical_json_sha256
+
+        # Hashed as logged, not re-read through today's RunConfig: a field added since (with its default)
+        # would change the hash of every older run's configuration.
+        logged = canonical_json_sha256(yaml.safe_load(Path(config_file).read_text()))
     link.facts["config_artifact"] = f"runs:/{record.mlflow_run_id}/{CONFIG_ARTIFACT}"
-    link.compare("config sha256", config_hash, logged.config_hash(), "the run's logged configuration re-hashed")
+    link.compare("config sha256", config_hash, logged, "the run's logged configuration re-hashed")
     return link
 
 

@@ -169,3 +169,21 @@ def domain_lock(
     path = workspace.domain_lock_file(domain)
     with exclusive_lock(path, refused=lambda holder: DomainLocked(domain, path, holder), on_takeover=on_takeover):
         yield path
+
+
+DATA_LOCK_WAIT_SECONDS = 600.0
+"""How long an ingest waits for another ingest of the workspace (any domain) to finish."""
+
+
+@contextmanager
+def data_folder_lock(workspace: Workspace) -> Iterator[Path]:
+    """Hold the workspace's data folder while one ingest adds and pushes it (``data.dvc`` is one file for every
+    domain): ingests of different domains take turns, waiting up to :data:`DATA_LOCK_WAIT_SECONDS`."""
+    path = workspace.locks_dir / "data.lock"
+
+    def refused(holder: str) -> LockHeld:
+        return LockHeld(f"the data folder of {workspace.root} is still being ingested by {holder} after "
+                        f"{DATA_LOCK_WAIT_SECONDS:.0f} s (lock {path})", lock_path=path, holder=holder)
+
+    with exclusive_lock(path, refused=refused, wait_seconds=DATA_LOCK_WAIT_SECONDS):
+        yield path

@@ -19,6 +19,7 @@ import mlflow
 from fourds.config import RunConfig
 from fourds.runs.records import RunContext
 from fourds.tracking import resumed_mlflow_run, start_mlflow_run
+from fourds.tracking.store import is_sqlite
 from fourds.workspace import Workspace
 
 STEP_WORKSPACE_ENV = "FOURDS_STEP_WORKSPACE"
@@ -31,6 +32,12 @@ def open_run(
 
     ``run_name`` and ``orchestrator_run_id`` are the orchestrator's (ZenML's) name and id of this run.
     """
+    if os.environ.get(STEP_WORKSPACE_ENV) and is_sqlite(Workspace(Path(workspace_root)).tracking_uri(
+            config.tracking.tracking_uri)):
+        raise RuntimeError(
+            f"steps work in their own workspaces (${STEP_WORKSPACE_ENV}) but MLflow tracks into a SQLite file, "
+            "which the next steps cannot reach: set MLFLOW_TRACKING_URI (or tracking.tracking_uri) to a server"
+        )
     run = RunContext(workspace_root=str(Path(workspace_root).resolve()), run_name=run_name,
                      zenml_run_id=orchestrator_run_id, mlflow_experiment_id="", mlflow_run_id="", domain=domain)
     run_folder(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import mlflow
@@ -12,9 +13,10 @@ from fourds.data.datasets import DomainSplits, domain_splits
 from fourds.data.ingest import IMAGES_FOLDER, TABLE_FILE, ingest_domain
 from fourds.data.table import read_image_table
 from fourds.data.validation import validate_domain
-from fourds.data.versioning import checkout_domain, default_remote, push_data_folder
+from fourds.data.versioning import DataVersionError, checkout_domain, default_remote, push_data_folder
 from fourds.hashing import file_sha256
-from fourds.runs.context import run_folder, step_workspace, tracked
+from fourds.operations.locks import data_folder_lock
+from fourds.runs.context import STEP_WORKSPACE_ENV, run_folder, step_workspace, tracked
 from fourds.runs.records import IngestedDomain, RunContext, TeacherWeights, ValidationSummary
 from fourds.tracking import log_domain_datasets
 
@@ -26,8 +28,13 @@ def ingest_for_run(config: RunConfig, run: RunContext, data_source: str, data_sh
     """Bring the domain into the DVC-tracked data folder, push that data version to the DVC remote, and
     record exactly what this run uses (a failure marks the MLflow run FAILED)."""
     workspace = step_workspace(run)
+    if config.data.dvc_remote is None and os.environ.get(STEP_WORKSPACE_ENV):
+        raise DataVersionError(
+            f"data.dvc_remote is not set, and this step works in its own workspace (${STEP_WORKSPACE_ENV}): the "
+            "default remote, a folder in it, would not reach the next steps; set data.dvc_remote (e.g. s3://...)"
+        )
     remote = config.data.dvc_remote or default_remote(workspace)
-    with tracked(run, config):
+    with tracked(run, config), data_folder_lock(workspace):
         result = ingest_domain(
             data_source,
             run.domain,

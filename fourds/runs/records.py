@@ -36,7 +36,8 @@ class RunContext(BaseModel):
     """Identity of one pipeline run, shared by every step after the first."""
 
     workspace_root: str
-    """The workspace of the machine that started the run (its default MLflow store, when no server is set)."""
+    """The workspace of the command that started the run; a piece works in it unless ``$FOURDS_STEP_WORKSPACE``
+    gives the piece its own."""
     run_name: str
     """The orchestrator's (ZenML's) run name; also the name of the run folder in each step's workspace."""
     zenml_run_id: str

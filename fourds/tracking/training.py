@@ -6,6 +6,7 @@ never load the training stack and the plots.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -145,7 +146,7 @@ def restore_checkpoints(local_root: Path) -> list[Path]:
             if file.is_file():
                 target = local_root / file.relative_to(downloaded)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                file.replace(target)
+                shutil.move(file, target)  # /tmp and the workspace may be different filesystems
                 restored.append(target)
     return restored
 

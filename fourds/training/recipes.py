@@ -355,9 +355,10 @@ def _checkpoint_key(config: RunConfig, stage: str, teacher_fingerprint: str = ""
     """What a stage's checkpoint must share with this run besides its TrainConfig.
 
     The method and model choices, the 4Ds settings, the data transforms and label budget,
-    and the teacher's weights. Loader settings (workers, evaluation batch) may change.
+    and the teacher's weights. Loader settings (workers, evaluation batch) and where data
+    versions are stored (the DVC remote) may change.
     """
-    data = config.data.model_dump(mode="json", exclude={"num_workers", "eval_batch_size"})
+    data = config.data.model_dump(mode="json", exclude={"num_workers", "eval_batch_size", "dvc_remote"})
     identity = {
         "stage": stage,
         "method": config.method,

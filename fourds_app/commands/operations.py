@@ -74,7 +74,7 @@ def watch(session: Session, source_dir: Path | None, teacher_ref: str | None, ex
             plan = watching.plan_watch(source, workspace, excluded)
             _print_plan(plan)
             if plan.due:  # a missing teacher would fail every run: say so once, before any starts
-                check_teacher_reference(session, teacher_ref)
+                teacher_ref = check_teacher_reference(session, teacher_ref)
             report = watching.run_watch(plan, workspace, run_distill_for, echo=click.echo)
     except watching.WatchLocked as locked:
         click.echo(f"error: {locked}", err=True)
@@ -149,20 +149,22 @@ def clean(session: Session, dry_run: bool) -> None:
     Everything a finished run keeps is in MLflow, the artifact store and the DVC remote;
     its run folder is a scratch copy, removed too.
     """
-    from fourds.operations.cleanup import clean_workspace
+    from fourds.operations.cleanup import CannotJudgeLiveness, clean_workspace
 
     workspace = session.workspace
     uri = workspace.tracking_uri(session.config.tracking.tracking_uri)
     if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
         click.echo(f"nothing to clean: {workspace.root} has no MLflow store yet")
         return
-    report = clean_workspace(workspace, session.config.tracking, dry_run=dry_run)
-    zenml_runs: list[str] = []
-    if report.clean_domains and not dry_run:
-        use_workspace_zenml_store(workspace)
-        from pipelines.launch import fail_unfinished_runs
+    use_workspace_zenml_store(workspace)
+    from pipelines.launch import fail_unfinished_runs
 
-        zenml_runs = fail_unfinished_runs(report.clean_domains)
+    try:
+        report = clean_workspace(workspace, session.config.tracking, dry_run=dry_run,
+                                 end_orchestrator_runs=fail_unfinished_runs)
+    except CannotJudgeLiveness as exc:
+        raise UsageProblem(str(exc)) from None
+    zenml_runs = report.stale_orchestrator_runs
     verb = "would end" if dry_run else "ended"
     click.echo(f"{verb} {len(report.stale_mlflow_runs)} MLflow run(s) left RUNNING: "
                + (", ".join(report.stale_mlflow_runs) or "none"))

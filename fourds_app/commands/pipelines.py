@@ -130,7 +130,7 @@ def distill(session: Session, domain: str, data_source: str, teacher_ref: str | 
                                              teacher=teacher_ref, data_sha256=sha256))
         return
     data_source = check_data_source(data_source)
-    check_teacher_reference(session, teacher_ref)
+    teacher_ref = check_teacher_reference(session, teacher_ref)
     with exit_3_when_locked():
         outcome = run_distill_pipeline(session, domain=domain, data_source=data_source,
                                         teacher=teacher_ref, data_sha256=sha256)

@@ -41,3 +41,26 @@ def test_recorded_unlabelled_counts_are_facts_and_used_may_not_exceed_the_domain
     one_missing = data_link(_data_record(data_unlabelled_images=40), workspace)
     assert _unlabelled_problems(one_missing) == []
     assert one_missing.notes == ["unlabelled_images_used not recorded (registered before fourds counted unlabelled images)"]
+
+
+def test_a_config_logged_before_a_field_existed_still_matches_its_recorded_hash(workspace):
+    """The code link re-hashes the configuration as it was logged, not as today's RunConfig would fill it in."""
+    import mlflow
+    import yaml
+    from mlflow import MlflowClient
+
+    from fourds.config import RunConfig
+    from fourds.hashing import canonical_json_sha256
+    from fourds.lineage.audit import code_link
+    from fourds.tracking import CONFIG_ARTIFACT, experiment_for_domain
+
+    older = RunConfig().model_dump(mode="json")
+    del older["data"]["dvc_remote"]  # as a run logged it before the field was added
+    with mlflow.start_run(experiment_id=experiment_for_domain("usps")) as run:
+        mlflow.log_text(yaml.safe_dump(older, sort_keys=False), CONFIG_ARTIFACT)
+    record = LineageRecord(code_commit="f00d", config_hash=canonical_json_sha256(older), mlflow_run_id=run.info.run_id)
+
+    link = code_link(MlflowClient(), record)
+
+    assert link.mismatches == [] and link.missing == [], link
+    assert canonical_json_sha256(older) != RunConfig().config_hash(), "premise: today's defaults hash differently"

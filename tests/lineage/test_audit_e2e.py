@@ -256,15 +256,19 @@ def test_a_fact_that_disagrees_with_its_owner_fails_the_audit_naming_the_link(
 def test_a_data_object_missing_from_the_dvc_remote_is_reported_missing(watched, capsys):
     from fourds.data.versioning import default_remote
 
-    objects = sorted(path for path in Path(default_remote(watched.workspace)).rglob("*") if path.is_file()
-                     and not path.name.endswith(".dir"))
-    assert objects, "premise: the ingest pushed the data to the workspace's default DVC remote"
-    hidden = objects[0].with_name(objects[0].name + ".hidden")
-    objects[0].rename(hidden)
+    import hashlib
+
+    # An image of the audited domain (the remote also holds the teacher's source domain).
+    image = next(watched.workspace.domain_dir("colours").rglob("*.png"))
+    digest = hashlib.md5(image.read_bytes()).hexdigest()
+    stored = Path(default_remote(watched.workspace)) / "files" / "md5" / digest[:2] / digest[2:]
+    assert stored.is_file(), "premise: the ingest pushed the domain's images to the workspace's default DVC remote"
+    hidden = stored.with_name(stored.name + ".hidden")
+    stored.rename(hidden)
     try:
         code, audit, _ = watched.lineage(capsys)
     finally:
-        hidden.rename(objects[0])
+        hidden.rename(stored)
 
     link = links_of(audit)["data"]
     assert code == 1 and not audit["complete"]

@@ -59,3 +59,13 @@ def test_clean_ends_what_a_killed_run_left_and_leaves_a_live_run_alone(workspace
     assert client.get_run(killed).data.tags[ENDED_BY_TAG].startswith("fourds clean")
     assert not workspace.run_dir(KILLED).exists()
     assert client.get_run(live).info.status == "RUNNING" and workspace.run_dir(LIVE).is_dir()
+
+
+def test_clean_refuses_to_judge_runs_tracked_in_a_shared_store(workspace, capsys, monkeypatch):
+    """With a tracking server, other machines' and asynchronous cluster runs hold no lock here: nothing is ended."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never contacted
+
+    code, out, err = run_cli(capsys, "clean", "--workspace", str(workspace.root))
+
+    assert code == 2 and out == ""
+    assert err.startswith("error: runs are tracked in http://127.0.0.1:9, not in this workspace's own store")
