@@ -214,7 +214,9 @@ def checkout_domain(workspace: Workspace, *, data_md5: str, remote: str, domain:
     done = root / f".pulled-{domain}"
     if done.is_file():
         return target
-    _point_dvc_logs_at_current_streams()
+    # The workspace's own DVC project first: its cache is the one shared (a bare .dvc/cache folder at the
+    # workspace root would later read as a broken project).
+    _open_repo(workspace).close()
     root.mkdir(parents=True, exist_ok=True)
     if not (root / ".dvc").is_dir():
         _quiet_init(root, no_scm=True)
