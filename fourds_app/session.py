@@ -32,6 +32,11 @@ class Session:
     config_file: Path | None
     debug: bool = False
 
+    def has_registry(self) -> bool:
+        """False when tracking is this workspace's SQLite store and it does not exist yet (no model registered)."""
+        uri = self.workspace.tracking_uri(self.config.tracking.tracking_uri)
+        return not (uri.startswith("sqlite:") and not self.workspace.mlflow_db.is_file())
+
 
 def workspace_options(command):
     """Add ``--workspace``, ``--config`` and ``--debug`` to a command and pass it a :class:`Session`."""

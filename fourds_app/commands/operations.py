@@ -88,8 +88,7 @@ def _teacher_source_domains(session: Session) -> set[str]:
     """Domains registered teachers were trained on: distilling a teacher into its own domain is not a use."""
     workspace = session.workspace
     tracking = session.config.tracking
-    uri = workspace.tracking_uri(tracking.tracking_uri)
-    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+    if not session.has_registry():
         return set()  # no registry yet, hence no teacher
     from mlflow import MlflowClient
 
@@ -121,8 +120,7 @@ def lineage(session: Session, reference: str, as_json: bool) -> None:
     2 no such model version.
     """
     workspace = session.workspace
-    uri = workspace.tracking_uri(session.config.tracking.tracking_uri)
-    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+    if not session.has_registry():
         raise UsageProblem(f"no MLflow registry in {workspace.root} ({workspace.mlflow_db} does not exist)")
     use_workspace_zenml_store(workspace)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep the report readable
@@ -152,8 +150,7 @@ def clean(session: Session, dry_run: bool) -> None:
     from fourds.operations.cleanup import CannotJudgeLiveness, clean_workspace
 
     workspace = session.workspace
-    uri = workspace.tracking_uri(session.config.tracking.tracking_uri)
-    if uri.startswith("sqlite:") and not workspace.mlflow_db.is_file():
+    if not session.has_registry():
         click.echo(f"nothing to clean: {workspace.root} has no MLflow store yet")
         return
     use_workspace_zenml_store(workspace)

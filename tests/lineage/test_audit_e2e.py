@@ -133,6 +133,17 @@ def _git_init(folder: Path) -> None:
         subprocess.run(command, cwd=folder, check=True, capture_output=True)
 
 
+@contextlib.contextmanager
+def hidden(path: Path):
+    """``path`` is gone for the block, then back as it was."""
+    moved = path.with_name(path.name + ".hidden")
+    path.rename(moved)
+    try:
+        yield
+    finally:
+        moved.rename(path)
+
+
 def links_of(audit: dict) -> dict[str, dict]:
     return {link["name"]: link for link in audit["links"]}
 
@@ -207,12 +218,8 @@ def test_missing_validation_result_is_reported_missing(watched, capsys):
     run_id, artifact = uri.removeprefix("runs:/").split("/", 1)
     client = MlflowClient(tracking_uri=watched.workspace.tracking_uri())
     result_file = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://")) / artifact
-    moved = result_file.with_suffix(".moved")
-    result_file.rename(moved)
-    try:
+    with hidden(result_file):
         code, audit, _ = watched.lineage(capsys)
-    finally:
-        moved.rename(result_file)
 
     link = links_of(audit)["validation (Great Expectations)"]
     assert code == 1 and not audit["complete"]
@@ -263,12 +270,8 @@ def test_a_data_object_missing_from_the_dvc_remote_is_reported_missing(watched, 
     digest = hashlib.md5(image.read_bytes()).hexdigest()
     stored = Path(default_remote(watched.workspace)) / "files" / "md5" / digest[:2] / digest[2:]
     assert stored.is_file(), "premise: the ingest pushed the domain's images to the workspace's default DVC remote"
-    hidden = stored.with_name(stored.name + ".hidden")
-    stored.rename(hidden)
-    try:
+    with hidden(stored):
         code, audit, _ = watched.lineage(capsys)
-    finally:
-        hidden.rename(stored)
 
     link = links_of(audit)["data"]
     assert code == 1 and not audit["complete"]
