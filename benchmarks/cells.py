@@ -297,12 +297,14 @@ def train_and_evaluate(
     keep_student: Path | None = None,
     val_rows: pd.DataFrame | None = None,
     unlabelled_rows: pd.DataFrame | None = None,
+    also_scored: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
     """``distill`` on ``train_rows`` (the last step is kept), then score every trained network on
     ``scored_rows`` (the test split for results, a validation split for studies). ``val_rows`` go to
     ``distill`` as its validation split: the scratch guard (when on) judges on them, and the
     trainer records validation curves on them; nothing else reads them. ``unlabelled_rows`` are
-    given to ``distill`` as unlabelled images."""
+    given to ``distill`` as unlabelled images. ``also_scored`` names more rows to score every network on
+    (recorded as ``<name>_accuracy``)."""
     classes = _teacher_classes(teacher, target)
     train_set = target.dataset(train_rows, config.data, train=True, classes=classes)
     evaluation_set = target.dataset(scored_rows, config.data, train=False, classes=classes)
@@ -334,6 +336,12 @@ def train_and_evaluate(
             "val_images": result.guard.val_images,
         }
     scores = {role: _evaluate(model, evaluation_set, classes, config.data.eval_batch_size) for role, model in trained.items()}
+    extra_accuracy = {}
+    for name, rows in (also_scored or {}).items():
+        dataset = target.dataset(rows, config.data, train=False, classes=classes)
+        extra_accuracy[f"{name}_accuracy"] = {
+            role: _evaluate(model, dataset, classes, config.data.eval_batch_size)["accuracy"] for role, model in trained.items()
+        }
     if keep_student is not None:
         keep_student.parent.mkdir(parents=True, exist_ok=True)
         save_classifier(
@@ -363,6 +371,7 @@ def train_and_evaluate(
         "load_average_before": load_before,
         "load_average_after": load_after,
         "finished_at": now(),
+        **extra_accuracy,
     }
 
 

@@ -28,7 +28,8 @@ from fourds.data.sources import UNLABELLED_SPLIT
 from fourds.data.table import image_folder_table, labelled_subset, read_image_table, split_rows, write_image_table
 from fourds.hashing import file_sha256
 from fourds.config import DataConfig
-from benchmarks.suites import BudgetSpec, DomainSpec
+from benchmarks.suites import TEXTURED_DIGITS, BudgetSpec, DomainSpec
+from benchmarks.textured_digits import render_textured_digits
 
 HASH_TEST_FRACTION = 0.2
 DEMO_PREFIX = "<demo>/"
@@ -90,13 +91,17 @@ def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path) -> Domain:
     """The domain ``spec`` names, its table read from the cache when the folder has not changed."""
     archive_sha = None
     if spec.archive is not None:
-        archive = data_dir / spec.archive
-        if not archive.is_file():
-            raise FileNotFoundError(f"{archive} not found: the {spec.name} domain comes from this archive (--data-dir)")
-        archive_sha = unpack_archive(archive, work_dir / "data")
+        archive_sha = _unpacked(data_dir / spec.archive, work_dir, spec)
         root = work_dir / "data" / spec.folder
     elif spec.folder.startswith(DEMO_PREFIX):
         root = demo_domains(work_dir) / spec.folder.removeprefix(DEMO_PREFIX)
+    elif spec.folder == TEXTURED_DIGITS:
+        # Rendered from two archives: their checksums together identify the inputs.
+        shas = [_unpacked(data_dir / name, work_dir, spec) for name in ("mnist.tar.gz", "pacs.tar.gz")]
+        archive_sha = "+".join(shas)
+        root = render_textured_digits(
+            work_dir / "data" / "mnist", work_dir / "data" / "pacs" / "photo", work_dir / "textured-digits"
+        )
     else:
         root = Path(spec.folder)
     if not root.is_dir():
@@ -107,6 +112,12 @@ def load_domain(spec: DomainSpec, *, data_dir: Path, work_dir: Path) -> Domain:
     classes = sorted(table["label"].unique().tolist())
     rule = "given train/ and test/ folders" if given_split else f"content hash, test fraction {HASH_TEST_FRACTION}"
     return Domain(spec.name, root, table, classes, rule, archive_sha)
+
+
+def _unpacked(archive: Path, work_dir: Path, spec: DomainSpec) -> str:
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive} not found: the {spec.name} domain comes from this archive (--data-dir)")
+    return unpack_archive(archive, work_dir / "data")
 
 
 def demo_domains(work_dir: Path) -> Path:

@@ -1,12 +1,23 @@
 """Why does 4Ds win or lose? Variants of its settings, compared on a VALIDATION split only.
 
     python -m benchmarks.investigate --suite quick --tasks mnist-usps --budgets medium --seeds 0 1 2
+    python -m benchmarks.investigate --suite adapters --semi-supervised --validation-per-class 50 \
+        --variants "4ds (reference)" "4ds, bn affine" --seeds 0
 
-The validation split is carved from the labelled target training images of each
+By default the validation split is carved from the labelled target training images of each
 (budget, seed): a stratified quarter of them (at least 1 per class, never a whole
-class), chosen by a seed of its own; every variant trains on the remaining three quarters. The test split is
-never read here. Teachers are the suite's cached ones (trained by ``benchmarks.run``).
-Results: ``<out>/<suite>-investigation.{json,md}``; runs are resumable like the suite's.
+class), chosen by a seed of its own; every variant trains on the remaining three quarters.
+With ``--validation-per-class N`` it is instead a fixed stratified draw of N target training
+images per class (the same for every seed and variant), kept out of the labelled and the
+unlabelled images: a steadier yardstick for a study than a quarter of a few labels.
+``--semi-supervised`` gives every variant the target training images outside the labels and
+the validation images as unlabelled images (the suite's semi-supervised setting).
+
+The test split is never read, except with ``--report-test``: then the runs also score it
+(recorded under ``test_accuracy``), for a study's chosen settings only, once they are chosen.
+Teachers are the suite's cached ones (trained by ``benchmarks.run`` or here).
+Results: ``<out>/<suite>-investigation.{json,md}`` (``--name`` changes the stem); runs are
+resumable like the suite's.
 """
 
 from __future__ import annotations
@@ -20,7 +31,16 @@ import pandas as pd
 import torch
 
 from benchmarks.cells import CellStore, ensure_teacher, load_average, now, slug, train_and_evaluate
-from benchmarks.domains import VALIDATION_FRACTION, VALIDATION_SEED_OFFSET, labelled_images, load_domain, split_validation
+from benchmarks.domains import (
+    VALIDATION_FRACTION,
+    VALIDATION_SEED_OFFSET,
+    evaluation_rows,
+    labelled_images,
+    load_domain,
+    split_validation,
+    unlabelled_images,
+)
+from fourds.data.table import labelled_subset
 from benchmarks.report import mean_std, write_json
 from benchmarks.run import DEFAULT_DATA_DIR
 from benchmarks.provenance import REPO_ROOT, command_line, git_state, machine
@@ -42,8 +62,44 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "two_stage, fine-tune lr 1e-3": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.001}}}}),
     "scratch, 3x steps": ("student_scratch", {"steps_multiplier": 3}),
     "4ds, 3x steps": ("4ds", {"steps_multiplier": 3}),
+    # The adapter study (issue 15): what lets the frozen teacher adapt as well as fine-tuning.
+    "4ds, reduction 1": ("4ds", {"fourds": {"adapter_reduction": 1}}),
+    "4ds, reduction 16": ("4ds", {"fourds": {"adapter_reduction": 16}}),
+    "4ds, adapter lr 3e-3 warm-up 20": ("4ds", {"train": {"optimizers": {"adapters": {"lr": 0.003, "warmup_steps": 20}}}}),
+    "4ds, adapters on layer3-4": ("4ds", {"fourds": {"adapter_stages": [2, 3]}}),
+    "4ds, bn affine": ("4ds", {"fourds": {"adapter_bn_affine": True}}),
+    "4ds, initial mix 0.1": ("4ds", {"fourds": {"adapter_initial_mix": 0.1}}),
+    "4ds, mix temperature 1": ("4ds", {"fourds": {"amplitude_temperature": 1.0}}),
+    "4ds, im 1": ("4ds", {"fourds": {"adapter_im_weight": 1.0}}),
+    "4ds, bn affine + im 1": ("4ds", {"fourds": {"adapter_bn_affine": True, "adapter_im_weight": 1.0}}),
+    "4ds, bn affine + im 1 + lr 3e-3": (
+        "4ds",
+        {"fourds": {"adapter_bn_affine": True, "adapter_im_weight": 1.0},
+         "train": {"optimizers": {"adapters": {"lr": 0.003, "warmup_steps": 20}}}},
+    ),
+    "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
+    "two_stage, fine-tune adamw 1e-3": (
+        "two_stage",
+        {"teacher_train": {"optimizers": {"teacher": {"name": "adamw", "lr": 0.001, "momentum": 0.0,
+                                                      "weight_decay": 0.01, "warmup_steps": 10}}}},
+    ),
 }
 REFERENCE = "scratch"
+STUDY_VALIDATION_SEED = 3000
+"""Seed of the fixed validation draw (``--validation-per-class``)."""
+
+
+def adapter_share(config: RunConfig, teacher: torch.nn.Module) -> float | None:
+    """The share of the teacher's parameters that 4Ds trains under ``config`` (None for other methods)."""
+    if config.method != "4ds":
+        return None
+    from fourds.method.fourds import FourDs
+    from fourds.models.zoo import default_stage_names
+
+    stages = config.model.teacher_stages or default_stage_names(config.model.teacher_arch)
+    size = config.data.image_size
+    adapted = FourDs.build_adapted_teacher(teacher, config.fourds, stages, (3, size, size))
+    return round(adapted.adapter_share, 6)
 
 
 def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
@@ -71,12 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", nargs="+", help="budget names (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the suite's seeds")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: all")
+    parser.add_argument("--semi-supervised", action="store_true", help="the suite's semi-supervised setting")
+    parser.add_argument("--validation-per-class", type=int, help="a fixed validation draw of N training images per class")
+    parser.add_argument("--report-test", action="store_true", help="also score the test split (chosen settings only)")
+    parser.add_argument("--name", help="results file stem (default: <suite>-investigation)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "benchmarks" / "work")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     arguments = parser.parse_args(argv)
 
     suite = SUITES[arguments.suite]
+    if arguments.semi_supervised:
+        suite = suite.semi_supervised()
     if suite.threads:
         torch.set_num_threads(suite.threads)
     tasks = [task for task in suite.tasks if not arguments.tasks or {task.name, slug(task.name)} & set(arguments.tasks)]
@@ -94,10 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         source = load_domain(task.source, data_dir=arguments.data_dir, work_dir=work)
         target = load_domain(task.target, data_dir=arguments.data_dir, work_dir=work)
         teacher = ensure_teacher(suite, task, source, target, teachers_dir=work / "teachers", progress_bar=False)
+        fixed_val = None
+        if arguments.validation_per_class:
+            fixed_val = labelled_subset(target.table, arguments.validation_per_class, seed=STUDY_VALIDATION_SEED,
+                                        split="train")
+        test = evaluation_rows(target, suite.schedule.test_images_per_class) if arguments.report_test else None
         for seed in seeds:
             for budget in budgets:
-                fit, val = split_validation(labelled_images(target, budget, seed), seed)
-                assert set(val["split"]) == {"train"}, "validation must come from the labelled training images"
+                if fixed_val is None:
+                    fit, val = split_validation(labelled_images(target, budget, seed), seed)
+                else:
+                    fit, val = labelled_images(target, budget, seed, held_out=fixed_val), fixed_val
+                assert set(val["split"]) == {"train"}, "validation must come from the target training images"
+                unlabelled = unlabelled_images(target, fit, held_out=val) if suite.unlabelled_ratio else None
                 for name in variants:
                     config = variant_config(suite, task, name, seed)
                     key = fingerprint(
@@ -106,14 +177,25 @@ def main(argv: list[str] | None = None) -> int:
                             mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}, "guard": True}),
                          "task": task.name, "budget": budget.name, "seed": seed, "teacher": teacher.record["key"],
                          "val": sorted(val["path"]), "variant": name}
+                        # Only when used, so that runs recorded before these options keep their keys.
+                        | ({"unlabelled": sorted(unlabelled["path"])} if unlabelled is not None else {})
+                        | ({"test": sorted(test["path"])} if test is not None else {})
                     )
                     record = store.get(key)
                     label = f"{task.name} {budget.name} seed {seed} [{name}]"
                     if record is None:
-                        print(f"  {label}: running on {len(fit)} images, validating on {len(val)}", flush=True)
-                        outcome = train_and_evaluate(config, teacher, target, fit, val, label=name)
+                        print(f"  {label}: running on {len(fit)} labelled images"
+                              f"{'' if unlabelled is None else f' and {len(unlabelled)} unlabelled'}, "
+                              f"validating on {len(val)}", flush=True)
+                        outcome = train_and_evaluate(config, teacher, target, fit, val, label=name,
+                                                     unlabelled_rows=unlabelled,
+                                                     also_scored=None if test is None else {"test": test})
                         record = {"kind": "variant", "key": key, "task": task.name, "budget": budget.name, "seed": seed,
-                                  "variant": name, "method": config.method, "evaluated_on": "validation (carved from labelled train)",
+                                  "variant": name, "method": config.method,
+                                  "evaluated_on": "validation (carved from labelled train)" if fixed_val is None
+                                  else f"validation ({arguments.validation_per_class} target training images per class, "
+                                  "never trained on)",
+                                  "adapter_share": adapter_share(config, teacher.model),
                                   **outcome}
                         store.append(record)
                     accuracy = record["accuracy"]
@@ -122,22 +204,29 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "suite": suite.name,
+        "semi_supervised": bool(suite.unlabelled_ratio),
         "command": command_line().replace("benchmarks.run", "benchmarks.investigate"),
         "git": code,
         "git_at_end": git_state(),
         "machine": machine(),
         "written_at": now(),
         "load_average": {"start": load_start, "end": load_average()},
-        "validation": f"stratified {VALIDATION_FRACTION:.0%} of the labelled target training images (1 to n-1 per class), "
-        f"seed offset {VALIDATION_SEED_OFFSET}; variants train on the rest; the test split is not read",
+        "validation": (
+            f"stratified {VALIDATION_FRACTION:.0%} of the labelled target training images (1 to n-1 per class), "
+            f"seed offset {VALIDATION_SEED_OFFSET}; variants train on the rest"
+            if not arguments.validation_per_class else
+            f"{arguments.validation_per_class} target training images per class (stratified draw, seed "
+            f"{STUDY_VALIDATION_SEED}), the same for every seed and variant, outside the labelled and unlabelled images"
+        ) + ("; the test split is scored too (--report-test)" if arguments.report_test else "; the test split is not read"),
         "variants": {name: {"method": VARIANTS[name][0], "overrides": VARIANTS[name][1]} for name in variants},
         "summary": summarise(runs, [t.name for t in tasks], [b.name for b in budgets], variants),
         "runs": runs,
     }
     out = arguments.out.resolve()
-    write_json(results, out / f"{suite.name}-investigation.json")
-    (out / f"{suite.name}-investigation.md").write_text(markdown(results))
-    print(f"wrote {out / suite.name}-investigation.json and .md", flush=True)
+    stem = arguments.name or f"{suite.name}-investigation"
+    write_json(results, out / f"{stem}.json")
+    (out / f"{stem}.md").write_text(markdown(results))
+    print(f"wrote {out / stem}.json and .md", flush=True)
     return 0
 
 
@@ -166,14 +255,25 @@ def summarise(runs: list[dict], tasks: list[str], budgets: list[str], variants: 
                         "gate_mean": mean_std([m.get("train/fusion/gate_mean") for m in metrics]),
                         "a0_layer4": mean_std([m.get("train/adapters/a0/layer4") for m in metrics]),
                         "wall_seconds": mean_std([run["wall_seconds"] for run in rows]),
+                        "adapter_share": rows[0].get("adapter_share"),
+                        "test_student": mean_std([run.get("test_accuracy", {}).get("student") for run in rows]),
+                        "test_teacher": mean_std([
+                            run.get("test_accuracy", {}).get("adapted_teacher", run.get("test_accuracy", {}).get("finetuned_teacher"))
+                            for run in rows]),
                     }
                 )
     return summary
 
 
+NO_STAT = {"mean": None, "std": None, "n": 0}
+
+
 def markdown(results: dict) -> str:
     def percent(stat: dict) -> str:
         return "-" if stat["mean"] is None else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}%"
 
     def number(stat: dict) -> str:
         return "-" if stat["mean"] is None else f"{stat['mean']:.3f}"
@@ -189,8 +289,8 @@ def markdown(results: dict) -> str:
         "(0.5 at initialisation).",
         "",
         "| task | budget | variant | val images | student val acc (%) | minus scratch (pp, wins) | adapted teacher | "
-        "fine-tuned teacher | gate | a0 layer4 | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "fine-tuned teacher | gate | a0 layer4 | trained share of teacher | wall s | test: student | test: teacher |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in results["summary"]:
         margin = entry["minus_scratch"]
@@ -199,7 +299,9 @@ def markdown(results: dict) -> str:
             f"| {entry['task']} | {entry['budget']} | {entry['variant']} | {','.join(map(str, entry['val_images']))} | "
             f"{percent(entry['student'])} | {margin_text} | {percent(entry['adapted_teacher'])} | "
             f"{percent(entry['finetuned_teacher'])} | {number(entry['gate_mean'])} | {number(entry['a0_layer4'])} | "
-            f"{entry['wall_seconds']['mean']:.0f} |"
+            f"{share(entry.get('adapter_share'))} | "
+            f"{entry['wall_seconds']['mean']:.0f} | {percent(entry.get('test_student', NO_STAT))} | "
+            f"{percent(entry.get('test_teacher', NO_STAT))} |"
         )
     lines.append("")
     return "\n".join(lines)

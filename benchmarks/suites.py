@@ -158,7 +158,7 @@ class Suite:
             "methods": list(self.methods),
             "budgets": [dataclasses.asdict(budget) for budget in self.budgets],
             "schedule": dataclasses.asdict(self.schedule),
-            "fourds": self.fourds.model_dump(mode="json"),
+            "fourds": self.fourds.identity(),
         }
         if self.unlabelled_ratio:  # only when on: a labelled-only suite is keyed as before the setting existed
             settings["unlabelled_ratio"] = self.unlabelled_ratio
@@ -185,6 +185,13 @@ def _pacs(source: str, target: str) -> TaskSpec:
     )
 
 
+TEXTURED_DIGITS = "<textured-digits>"
+"""Folder of the large digit shift rendered from MNIST and PACS photos (benchmarks/textured_digits.py)."""
+TEXTURED_TASK = TaskSpec(
+    name="mnist->textured",
+    source=DomainSpec("mnist", archive="mnist.tar.gz", folder="mnist"),
+    target=DomainSpec("textured", folder=TEXTURED_DIGITS),
+)
 DIGIT_TASKS = (_digits("mnist->usps", "mnist", "usps"), _digits("usps->mnist", "usps", "mnist"))
 PACS_TASKS = (_pacs("photo", "sketch"), _pacs("art_painting", "cartoon"))
 LABEL_BUDGETS = (BudgetSpec("low", 0.01, 5), BudgetSpec("medium", 0.10, 5))
@@ -264,6 +271,19 @@ SUITES: dict[str, Suite] = {
         # From a timing run (one thread, 32 px, batch 16 + 16 unlabelled): a step costs about 0.17 s
         # (scratch), 0.43 s (kd), 0.71 s (4ds); without unlabelled images 0.25 s (kd), 0.42 s (4ds).
         # The quick suite's teacher (150 steps on 200 source images per class) keeps it in a session.
+        schedule=dataclasses.replace(
+            QUICK_SCHEDULE, student_steps=200, finetune_steps=100, test_images_per_class=100, monitor_images_per_class=20
+        ),
+    ),
+    "adapters": Suite(
+        name="adapters",
+        description=(
+            "the adapter study (benchmarks.investigate): a small shift (mnist->usps) and a large one (mnist->textured, "
+            "MNIST digits blended into PACS photo crops), 20 labels per class, the standard suite's schedules"
+        ),
+        tasks=(DIGIT_TASKS[0], TEXTURED_TASK),
+        budgets=(BudgetSpec("20-per-class", 0.01, 20),),
+        seeds=(0, 1, 2),
         schedule=dataclasses.replace(
             QUICK_SCHEDULE, student_steps=200, finetune_steps=100, test_images_per_class=100, monitor_images_per_class=20
         ),

@@ -106,6 +106,25 @@ class FourDsConfig(_Strict):
     """Hyper-parameters of the 4Ds method itself (reference values as defaults)."""
 
     adapter_reduction: int = Field(4, ge=1, description="Fourier adapter bottleneck: C -> C/r -> C")
+    adapter_initial_mix: float = Field(
+        0.5, gt=0, lt=1, description="a0, the weight of the adapted amplitude, at the start (reference: 0.5)"
+    )
+    adapter_stages: list[int] | None = Field(
+        None,
+        description="positions of the teacher stages that get an adapter (0 = the first); None = every stage (reference)",
+    )
+    adapter_bn_affine: bool = Field(
+        False,
+        description="the frozen teacher's BatchNorm scale and shift learn with the adapters (reference: off)",
+    )
+    adapter_im_weight: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "weight of information maximisation (mean entropy minus entropy of the mean prediction) on every "
+            "row of the adapted teacher's batch, unlabelled images included, in the adapters' objective (reference: 0)"
+        ),
+    )
     amplitude_temperature: float = Field(0.1, gt=0, description="softmax(theta / T) mixing weights")
     spectrum_floor: float = Field(1e-5, gt=0, description="guard for amplitude/phase of near-zero frequencies")
     gate_reduction: int = Field(16, ge=1, description="fusion-activation gate squeeze ratio")
@@ -136,6 +155,21 @@ class FourDsConfig(_Strict):
             "source statistics. Applies to every method that runs the teacher: 4ds, kd and two_stage's KD stage"
         ),
     )
+
+
+    def identity(self) -> dict:
+        """The settings as plain data for keys (checkpoints, benchmark cells), leaving out the options added
+        after keys were first recorded while they hold the value that reproduces the old behaviour, so
+        checkpoints and results recorded before them still match."""
+        return {
+            name: value
+            for name, value in self.model_dump(mode="json").items()
+            if not (name in _LATER_OPTIONS and value == _LATER_OPTIONS[name])
+        }
+
+
+_LATER_OPTIONS = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0}
+"""Options added by the adapter study (issue 15), with the values that behave as before they existed."""
 
 
 class DataConfig(_Strict):

@@ -63,3 +63,15 @@ def test_config_hash_ignores_layout_but_not_values():
 def test_configuration_reference_doc_is_current():
     doc = (ROOT / "docs" / "CONFIGURATION.md").read_text()
     assert config_reference_markdown() in doc, "regenerate docs/CONFIGURATION.md from config_reference_markdown()"
+
+
+def test_options_added_later_leave_keys_alone_only_at_their_old_behaviour():
+    from fourds.config import FourDsConfig
+
+    reference = FourDsConfig()
+    assert "adapter_bn_affine" not in reference.identity() and "adapter_im_weight" not in reference.identity()
+    assert set(reference.identity()) == set(reference.model_dump()) - {
+        "adapter_initial_mix", "adapter_stages", "adapter_bn_affine", "adapter_im_weight"}
+    changed = FourDsConfig(adapter_bn_affine=True, adapter_stages=[2, 3])
+    assert changed.identity()["adapter_bn_affine"] is True and changed.identity()["adapter_stages"] == [2, 3]
+    assert "adapter_im_weight" not in changed.identity()

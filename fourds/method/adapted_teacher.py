@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fourds.method.fourier import FourierAdapter
+from fourds.method.fourier import FourierAdapter, phase_map
 from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
 from fourds.models.taps import StageTaps, probe_stage_shapes
 from fourds.models.weights import ClassifierInfo, WeightsError, load_classifier_with_extra_state, save_classifier
@@ -23,6 +23,13 @@ class AdaptedTeacher(nn.Module):
     of ``teacher``, so any torchvision CNN works, the teacher's code is untouched, and
     the caller's teacher keeps its plain forward and its BatchNorm statistics (it can
     still be evaluated as the source-only baseline).
+
+    ``adapted_stages`` (default: all) names the stages that get an adapter; the others pass
+    their output on unchanged and only report its phase map (fusion-activation still needs
+    every stage's phases). ``bn_affine`` lets the backbone's BatchNorm scale and shift learn
+    with the adapters (a few thousand numbers, as in TENT-style test-time adaptation); every
+    other backbone weight stays frozen. ``trainable_parameters()`` is what the adapters'
+    optimiser owns.
 
     ``bn_mode`` decides what the frozen backbone's BatchNorm layers do while this module
     is in train mode: ``"adapt"`` keeps them in train mode so their running statistics
@@ -41,19 +48,38 @@ class AdaptedTeacher(nn.Module):
         temperature: float = 0.1,
         floor: float = 1e-5,
         bn_mode: BatchNormMode = "adapt",
+        initial_mix: float = 0.5,
+        adapted_stages: Sequence[str] | None = None,
+        bn_affine: bool = False,
     ):
         super().__init__()
         check_bn_mode(bn_mode)
-        # What rebuilding this module needs (besides the teacher): saved beside its weights.
-        self.settings = {"stage_names": list(stage_names), "input_shape": list(input_shape), "reduction": reduction,
-                         "temperature": temperature, "floor": floor, "bn_mode": bn_mode}
-        self.teacher = copy.deepcopy(teacher).requires_grad_(False)
         self.stage_names = list(stage_names)
+        adapted_stages = self.stage_names if adapted_stages is None else list(adapted_stages)
+        unknown = sorted(set(adapted_stages) - set(self.stage_names))
+        if unknown or not adapted_stages:
+            raise ValueError(
+                f"adapted stages (config fourds.adapter_stages) must be a non-empty subset of the teacher's stages "
+                f"{self.stage_names}, got {adapted_stages}"
+            )
+        # What rebuilding this module needs (besides the teacher): saved beside its weights.
+        self.settings = {"stage_names": self.stage_names, "input_shape": list(input_shape), "reduction": reduction,
+                         "temperature": temperature, "floor": floor, "bn_mode": bn_mode, "initial_mix": initial_mix,
+                         "adapted_stages": adapted_stages, "bn_affine": bn_affine}
+        self.teacher = copy.deepcopy(teacher).requires_grad_(False)
+        self.bn_affine_parameters = _batch_norm_affine(self.teacher) if bn_affine else []
+        for parameter in self.bn_affine_parameters:
+            parameter.requires_grad_(True)
         self.bn_mode = bn_mode
+        self.floor = floor
         self.stage_shapes = probe_stage_shapes(self.teacher, self.stage_names, input_shape)
+        # stage index -> position in self.adapters, for the stages that have one.
+        self._adapter_of = {self.stage_names.index(name): position
+                            for position, name in enumerate(sorted(adapted_stages, key=self.stage_names.index))}
         self.adapters = nn.ModuleList(
-            FourierAdapter(shape[0], reduction=reduction, temperature=temperature, floor=floor)
-            for shape in self.stage_shapes
+            FourierAdapter(self.stage_shapes[index][0], reduction=reduction, temperature=temperature, floor=floor,
+                           initial_mix=initial_mix)
+            for index in self._adapter_of
         )
         self.adapters.to(next(self.teacher.parameters()).device)
         self._phases: dict[int, torch.Tensor] = {}
@@ -65,7 +91,10 @@ class AdaptedTeacher(nn.Module):
         return [shape[0] for shape in self.stage_shapes]
 
     def _adapt_stage(self, index: int, stage_output: torch.Tensor) -> torch.Tensor:
-        adapted, phase = self.adapters[index](stage_output)
+        if index not in self._adapter_of:
+            self._phases[index] = phase_map(stage_output, self.floor)
+            return stage_output
+        adapted, phase = self.adapters[self._adapter_of[index]](stage_output)
         self._phases[index] = phase
         return adapted
 
@@ -82,19 +111,33 @@ class AdaptedTeacher(nn.Module):
         set_frozen_teacher_mode(self.teacher, mode, self.bn_mode)
         return self
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The adapters' parameters, and the backbone's BatchNorm scale and shift under ``bn_affine``."""
+        return list(self.adapters.parameters()) + self.bn_affine_parameters
+
     @property
     def adapter_parameter_count(self) -> int:
-        return sum(p.numel() for p in self.adapters.parameters())
+        """Numbers that learn on the target domain (``trainable_parameters``)."""
+        return sum(p.numel() for p in self.trainable_parameters())
 
     @property
     def adapter_share(self) -> float:
-        """Adapter parameters as a fraction of the teacher's (the paper: about 1-2%)."""
+        """Learned parameters as a fraction of the teacher's (the paper: about 1-2%)."""
         return self.adapter_parameter_count / sum(p.numel() for p in self.teacher.parameters())
 
     @property
     def mix_weights(self) -> dict[str, tuple[float, float]]:
-        """(a0, a1) per stage name: a0 weighs the adapted amplitude."""
-        return {name: adapter.mix_weights for name, adapter in zip(self.stage_names, self.adapters)}
+        """(a0, a1) per adapted stage: a0 weighs the adapted amplitude."""
+        return {self.stage_names[index]: self.adapters[position].mix_weights for index, position in self._adapter_of.items()}
+
+
+def _batch_norm_affine(model: nn.Module) -> list[nn.Parameter]:
+    return [
+        parameter
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine
+        for parameter in (module.weight, module.bias)
+    ]
 
 
 def save_adapted_teacher(

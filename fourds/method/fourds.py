@@ -15,7 +15,7 @@ from fourds.config import FourDsConfig, RunConfig
 from fourds.method.adapted_teacher import AdaptedTeacher, LogitsOnly
 from fourds.method.base import Method, StepOutput, with_unlabelled
 from fourds.method.fusion import FusionActivation
-from fourds.method.losses import kd_loss
+from fourds.method.losses import information_maximisation, kd_loss
 from fourds.models.taps import StageTaps, probe_stage_shapes
 from fourds.models.zoo import default_stage_names
 
@@ -59,15 +59,7 @@ class FourDs(Method):
         self.config = config
         self.student = student
         self.student_stages = list(student_stages)
-        self.adapted_teacher = AdaptedTeacher(
-            teacher,
-            teacher_stages,
-            input_shape=input_shape,
-            reduction=config.adapter_reduction,
-            temperature=config.amplitude_temperature,
-            floor=config.spectrum_floor,
-            bn_mode=config.teacher_bn,
-        )
+        self.adapted_teacher = self.build_adapted_teacher(teacher, config, teacher_stages, input_shape)
         student_shapes = probe_stage_shapes(student, self.student_stages, input_shape)
         self.fusion_stages = _fusion_stages(
             self.adapted_teacher.stage_shapes, student_shapes, config.fusion_min_side, input_shape
@@ -81,9 +73,27 @@ class FourDs(Method):
         )
         self.fusion.to(next(student.parameters()).device)
 
+    @staticmethod
+    def build_adapted_teacher(
+        teacher: nn.Module, config: FourDsConfig, teacher_stages: Sequence[str], input_shape: Sequence[int]
+    ) -> AdaptedTeacher:
+        """The teacher with its adapters as ``config`` sets them (also what a study counts parameters of)."""
+        return AdaptedTeacher(
+            teacher,
+            teacher_stages,
+            input_shape=input_shape,
+            reduction=config.adapter_reduction,
+            temperature=config.amplitude_temperature,
+            floor=config.spectrum_floor,
+            bn_mode=config.teacher_bn,
+            initial_mix=config.adapter_initial_mix,
+            adapted_stages=_adapted_stage_names(config.adapter_stages, teacher_stages),
+            bn_affine=config.adapter_bn_affine,
+        )
+
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         return {
-            "adapters": list(self.adapted_teacher.adapters.parameters()),
+            "adapters": self.adapted_teacher.trainable_parameters(),
             "student": [p for p in self.student.parameters() if p.requires_grad] + list(self.fusion.parameters()),
         }
 
@@ -101,6 +111,7 @@ class FourDs(Method):
 
         adapters_ce = F.cross_entropy(teacher_logits[:labelled], labels)
         adapters_kd = kd_loss(teacher_logits, student_logits.detach(), tau)
+        adapters_im = information_maximisation(teacher_logits)
 
         student_ce = F.cross_entropy(student_logits[:labelled], labels)
         student_kd = kd_loss(student_logits, teacher_logits.detach(), tau)
@@ -116,12 +127,13 @@ class FourDs(Method):
             losses={
                 "adapters/ce": adapters_ce,
                 "adapters/kd": adapters_kd,
+                "adapters/im": adapters_im,
                 "student/ce": student_ce,
                 "student/kd": student_kd,
                 "student/fusion": fusion,
             },
             objectives={
-                "adapters": adapters_ce + kd_weight * adapters_kd,
+                "adapters": adapters_ce + kd_weight * adapters_kd + self.config.adapter_im_weight * adapters_im,
                 "student": student_ce + kd_weight * student_kd + self.config.fusion_weight * fusion,
             },
             logits=student_logits[:labelled].detach(),
@@ -143,6 +155,19 @@ class FourDs(Method):
             student_stages=model.student_stages or default_stage_names(model.student_arch),
             input_shape=(3, config.data.image_size, config.data.image_size),
         )
+
+
+def _adapted_stage_names(chosen: Sequence[int] | None, teacher_stages: Sequence[str]) -> list[str] | None:
+    """``FourDsConfig.adapter_stages`` (positions among the stages, 0 = the first) as stage names."""
+    if chosen is None:
+        return None
+    outside = [index for index in chosen if not 0 <= index < len(teacher_stages)]
+    if outside:
+        raise ValueError(
+            f"fourds.adapter_stages {list(chosen)} names positions outside the teacher's {len(teacher_stages)} "
+            f"stages {list(teacher_stages)} (0 = {teacher_stages[0]})"
+        )
+    return [teacher_stages[index] for index in chosen]
 
 
 def _fusion_stages(

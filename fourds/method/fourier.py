@@ -8,6 +8,8 @@ original ones, and keeps the original phase.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,18 +36,23 @@ class FourierAdapter(nn.Module):
     """f -> real(IFFT2(A_mix * exp(i * P_f))) with A_mix = a0 * |FFT2(g(f))| + a1 * |FFT2(f)|.
 
     ``g`` is a 1x1-conv bottleneck (C -> C/r -> C, BN+ReLU between, BN after, no bias);
-    ``(a0, a1) = softmax(theta / temperature)`` with ``theta`` starting at 0 (an even
-    mix). Returns the adapted features and the phase map P_f of the input.
+    ``(a0, a1) = softmax(theta / temperature)`` with ``theta`` chosen so that a0 starts at
+    ``initial_mix`` (the reference: 0.5, an even mix; ``theta = 0``). Returns the adapted
+    features and the phase map P_f of the input.
 
     The output is computed as ``IFFT2(F_f * (a1 + a0 * A_g / max(A_f, floor)))``, which
     equals the formula above wherever A_f >= floor, is exactly the input when a0 = 0,
     and adds no adapted amplitude where the input's phase is undefined (A_f < floor).
     """
 
-    def __init__(self, channels: int, reduction: int = 4, temperature: float = 0.1, floor: float = 1e-5):
+    def __init__(
+        self, channels: int, reduction: int = 4, temperature: float = 0.1, floor: float = 1e-5, initial_mix: float = 0.5
+    ):
         super().__init__()
         if channels < 1 or reduction < 1:
             raise ValueError(f"FourierAdapter needs channels >= 1 and reduction >= 1, got {channels} and {reduction}")
+        if not 0 < initial_mix < 1:
+            raise ValueError(f"FourierAdapter's initial_mix (a0 at start) must be in (0, 1), got {initial_mix}")
         hidden = max(1, channels // reduction)
         self.transform = nn.Sequential(
             nn.Conv2d(channels, hidden, kernel_size=1, bias=False),
@@ -54,7 +61,9 @@ class FourierAdapter(nn.Module):
             nn.Conv2d(hidden, channels, kernel_size=1, bias=False),
             nn.BatchNorm2d(channels),
         )
-        self.theta = nn.Parameter(torch.zeros(2))
+        # softmax([t, -t] / T)[0] = sigmoid(2t / T) = initial_mix  <=>  t = T/2 * logit(initial_mix).
+        half_logit = 0.5 * temperature * math.log(initial_mix / (1 - initial_mix))
+        self.theta = nn.Parameter(torch.tensor([half_logit, -half_logit]))
         self.temperature = temperature
         self.floor = floor
 

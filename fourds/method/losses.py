@@ -21,3 +21,18 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     The T^2 factor keeps the gradient scale of this term independent of T.
     """
     return temperature**2 * softened_kl(teacher_logits, student_logits, temperature)
+
+
+def information_maximisation(logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-image entropy minus the entropy of the mean prediction (SHOT's label-free objective).
+
+    Minimising it makes each prediction confident while keeping the predictions spread over
+    the classes (the second term stops the trivial answer "one class for everything").
+    Needs no labels, so unlabelled target images feed it. Ranges over [-log K, log K].
+    """
+    probabilities = F.softmax(logits, dim=1)
+    log_probabilities = F.log_softmax(logits, dim=1)
+    mean_entropy = -(probabilities * log_probabilities).sum(dim=1).mean()
+    marginal = probabilities.mean(dim=0)
+    marginal_entropy = -(marginal * torch.log(marginal.clamp_min(1e-12))).sum()
+    return mean_entropy - marginal_entropy

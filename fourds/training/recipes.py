@@ -363,7 +363,7 @@ def _checkpoint_key(config: RunConfig, stage: str, teacher_fingerprint: str = ""
         "stage": stage,
         "method": config.method,
         "model": config.model.model_dump(mode="json"),
-        "fourds": config.fourds.model_dump(mode="json"),
+        "fourds": config.fourds.identity(),
         "data": data,
         "teacher": teacher_fingerprint,
     }

@@ -108,7 +108,78 @@ def test_an_adapted_teacher_file_reloads_with_its_adapters_and_target_statistics
         assert not torch.allclose(source_teacher(images), expected, atol=1e-3)
     assert (info.arch, info.classes, info.metadata["domain"]) == ("resnet18", ["a", "b", "c"], "x")
     assert reloaded.model.settings == {"stage_names": STAGES, "input_shape": [3, 32, 32], "reduction": 8,
-                                       "temperature": 0.5, "floor": 1e-5, "bn_mode": "adapt"}
+                                       "temperature": 0.5, "floor": 1e-5, "bn_mode": "adapt",
+                                       "initial_mix": 0.5, "adapted_stages": STAGES, "bn_affine": False}
     # A plain classifier loader refuses it (its adapters would be silently dropped) and says what to use.
     with pytest.raises(WeightsError, match="load_adapted_teacher"):
         load_classifier(path)
+
+
+# The adapter study's options (issue 15): what each one trains, and what it leaves alone.
+
+def test_adapter_counts_per_option_for_resnet34_pinned():
+    """Hand count: an adapter of C channels at reduction r has 2*C*(C/r) conv weights, 2*(C/r + C) BatchNorm
+    numbers and 2 mix logits; ResNet-34's stages are 64, 128, 256, 512 wide and its BatchNorm layers hold
+    2 * 8,512 = 17,024 scale-and-shift numbers."""
+    def adapter(channels, reduction):
+        hidden = channels // reduction
+        return 2 * channels * hidden + 2 * (hidden + channels) + 2
+
+    with torch.device("meta"):
+        teacher = build_classifier("resnet34", 10)
+        full = AdaptedTeacher(teacher, STAGES, input_shape=(3, 32, 32), reduction=1)
+        late = AdaptedTeacher(teacher, STAGES, input_shape=(3, 32, 32), adapted_stages=["layer3", "layer4"])
+        affine = AdaptedTeacher(teacher, STAGES, input_shape=(3, 32, 32), bn_affine=True)
+    assert full.adapter_parameter_count == sum(adapter(c, 1) for c in (64, 128, 256, 512)) == 700_168
+    assert late.adapter_parameter_count == adapter(256, 4) + adapter(512, 4) == 165_764
+    assert affine.adapter_parameter_count == sum(adapter(c, 4) for c in (64, 128, 256, 512)) + 17_024
+    assert [adapter.transform[0].in_channels for adapter in late.adapters] == [256, 512]
+
+
+def test_stages_without_an_adapter_pass_their_output_on_and_still_report_its_phase(source_teacher):
+    from fourds.method.fourier import phase_map
+    from fourds.models.taps import StageTaps
+
+    adapted = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), adapted_stages=["layer4"]).eval()
+    with torch.no_grad():
+        for adapter in adapted.adapters:
+            adapter.theta.copy_(torch.tensor([-1e4, 0.0]))  # silence the one adapter: the whole net is the source's
+        images = torch.randn(2, 3, 32, 32)
+        logits, phases = adapted(images)
+        with StageTaps(source_teacher, STAGES) as taps:
+            expected = source_teacher(images)
+            stage_outputs = taps.outputs()
+    assert torch.allclose(logits, expected, atol=1e-4)
+    assert list(adapted.mix_weights) == ["layer4"]
+    for phase, output in zip(phases[:3], stage_outputs[:3]):
+        assert torch.equal(phase, phase_map(output))
+    with pytest.raises(ValueError, match="adapter_stages"):
+        AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), adapted_stages=["layer5"])
+
+
+def test_initial_mix_sets_a0_at_the_start_exactly():
+    from fourds.method.fourier import FourierAdapter
+
+    for mix in (0.1, 0.5, 0.9):
+        adapted_weight, original_weight = FourierAdapter(8, initial_mix=mix, temperature=0.1).mix_weights
+        assert adapted_weight == pytest.approx(mix, abs=1e-6) and original_weight == pytest.approx(1 - mix, abs=1e-6)
+    assert torch.equal(FourierAdapter(8).theta, torch.zeros(2))  # the reference's start: theta = 0
+    with pytest.raises(ValueError, match="initial_mix"):
+        FourierAdapter(8, initial_mix=1.0)
+
+
+def test_bn_affine_trains_batchnorm_scale_and_shift_and_nothing_else_of_the_backbone(source_teacher):
+    adapted = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), bn_affine=True).train()
+    owned = {id(p) for p in adapted.trainable_parameters()}
+    for name, parameter in adapted.teacher.named_parameters():
+        is_bn = isinstance(adapted.teacher.get_submodule(name.rsplit(".", 1)[0]), nn.BatchNorm2d)
+        assert (id(parameter) in owned) == is_bn == parameter.requires_grad, name
+    before = {name: p.detach().clone() for name, p in adapted.teacher.named_parameters()}
+    optimiser = torch.optim.SGD(adapted.trainable_parameters(), lr=0.1)
+    logits, _ = adapted(torch.randn(4, 3, 32, 32))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    optimiser.step()
+    for name, parameter in adapted.teacher.named_parameters():
+        changed = not torch.equal(parameter, before[name])
+        assert changed == parameter.requires_grad, name  # BatchNorm moved; every conv and the classifier bit-identical
+    assert all(p.requires_grad for p in source_teacher.parameters())  # the caller's teacher is untouched

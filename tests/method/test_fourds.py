@@ -60,7 +60,7 @@ def test_one_step_trains_adapters_student_gate_and_projections_but_not_the_teach
 
     output = _sgd_step(method, images, labels)
 
-    assert set(output.losses) == {"adapters/ce", "adapters/kd", "student/ce", "student/kd", "student/fusion"}
+    assert set(output.losses) == {"adapters/ce", "adapters/kd", "adapters/im", "student/ce", "student/kd", "student/fusion"}
     assert all(torch.isfinite(loss) for loss in output.losses.values())
     assert all(torch.equal(p, teacher_before[name]) for name, p in method.adapted_teacher.teacher.named_parameters())
     assert _all_changed(method.adapted_teacher.adapters, adapters_before)
@@ -152,3 +152,28 @@ def test_fusion_gradient_reaches_the_student_at_the_benchmark_input_size():
         params = list(getattr(student, stage).parameters())
         grads = torch.autograd.grad(fusion, params, retain_graph=True, allow_unused=True)
         assert any(g is not None and g.abs().sum() > 0 for g in grads), stage
+
+
+def test_information_maximisation_enters_the_adapters_objective_only_with_its_weight():
+    from fourds.method.losses import information_maximisation
+
+    torch.manual_seed(0)
+    teacher, student = build_classifier("resnet18", 3), build_classifier("resnet18", 3)
+    config = FourDsConfig(adapter_im_weight=0.7, adapter_bn_affine=True, adapter_stages=[3])
+    method = FourDs(teacher, student, config, teacher_stages=RESNET_STAGES, student_stages=RESNET_STAGES,
+                    input_shape=(3, 32, 32)).train()
+    images, labels, unlabelled = torch.randn(2, 3, 32, 32), torch.tensor([0, 2]), torch.randn(3, 3, 32, 32)
+    output = method.training_step(images, labels, unlabelled)
+    losses = output.losses
+    assert torch.allclose(output.objectives["adapters"],
+                          losses["adapters/ce"] + config.kd_weight * losses["adapters/kd"] + 0.7 * losses["adapters/im"])
+    assert torch.allclose(output.objectives["student"], losses["student/ce"] + config.kd_weight * losses["student/kd"]
+                          + config.fusion_weight * losses["student/fusion"])
+    # On all five rows (labelled and unlabelled), from the adapted teacher's logits (train-mode BatchNorm
+    # normalises with the batch's statistics, so a second forward gives the same logits).
+    with torch.no_grad():
+        teacher_logits, _ = method.adapted_teacher(torch.cat([images, unlabelled]))
+        assert torch.allclose(losses["adapters/im"], information_maximisation(teacher_logits), atol=1e-6)
+        assert not torch.allclose(losses["adapters/im"], information_maximisation(teacher_logits[:2]), atol=1e-3)
+    assert len(method.adapted_teacher.adapters) == 1
+    assert set(map(id, method.parameter_groups()["adapters"])) == set(map(id, method.adapted_teacher.trainable_parameters()))

@@ -30,3 +30,15 @@ def test_softened_kl_is_asymmetric_and_zero_on_equal_logits():
 def test_kd_loss_rejects_logits_of_different_shapes():
     with pytest.raises(ValueError, match="one shape"):
         kd_loss(torch.zeros(2, 3), torch.zeros(2, 4), 4.0)
+
+
+def test_information_maximisation_matches_the_hand_computed_value():
+    from fourds.method.losses import information_maximisation
+
+    # Rows with probabilities (1/4, 3/4) and (3/4, 1/4): each entropy 0.5623, the mean prediction (1/2, 1/2)
+    # has entropy ln 2 = 0.6931, so the objective is 0.5623 - 0.6931 = -0.1308 (a swapped sign gives +0.1308).
+    logits = torch.log(torch.tensor([[0.25, 0.75], [0.75, 0.25]]))
+    assert information_maximisation(logits).item() == pytest.approx(-0.130812, abs=1e-5)
+    # Confident and all one class: no entropy either way, 0; confident and spread: -ln 2, the minimum.
+    assert information_maximisation(torch.tensor([[20.0, 0.0], [20.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert information_maximisation(torch.tensor([[20.0, 0.0], [0.0, 20.0]])).item() == pytest.approx(-0.693147, abs=1e-5)
