@@ -77,10 +77,35 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_bn_affine": True, "adapter_im_weight": 1.0},
          "train": {"optimizers": {"adapters": {"lr": 0.003, "warmup_steps": 20}}}},
     ),
+    "4ds, adapter lr 1e-2 warm-up 20": ("4ds", {"train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}}),
+    "4ds, bn affine + lr 1e-2": (
+        "4ds",
+        {"fourds": {"adapter_bn_affine": True}, "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
+    ),
+    "4ds, bn affine + im 1 + lr 1e-2": (
+        "4ds",
+        {"fourds": {"adapter_bn_affine": True, "adapter_im_weight": 1.0},
+         "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
+    ),
+    "4ds, reduction 1 + bn affine + im 1 + lr 1e-2": (
+        "4ds",
+        {"fourds": {"adapter_reduction": 1, "adapter_bn_affine": True, "adapter_im_weight": 1.0},
+         "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
         {"teacher_train": {"optimizers": {"teacher": {"name": "adamw", "lr": 0.001, "momentum": 0.0,
+                                                      "weight_decay": 0.01, "warmup_steps": 10}}}},
+    ),
+    "two_stage, fine-tune adamw 3e-4": (
+        "two_stage",
+        {"teacher_train": {"optimizers": {"teacher": {"name": "adamw", "lr": 0.0003, "momentum": 0.0,
+                                                      "weight_decay": 0.01, "warmup_steps": 10}}}},
+    ),
+    "two_stage, fine-tune adamw 3e-3": (
+        "two_stage",
+        {"teacher_train": {"optimizers": {"teacher": {"name": "adamw", "lr": 0.003, "momentum": 0.0,
                                                       "weight_decay": 0.01, "warmup_steps": 10}}}},
     ),
 }
