@@ -92,6 +92,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_reduction": 1, "adapter_bn_affine": True, "adapter_im_weight": 1.0},
          "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
     ),
+    "4ds, residual adapters": ("4ds", {"fourds": {"adapter_residual": True}}),
+    "4ds, stem tuned": ("4ds", {"fourds": {"adapter_tuned_modules": ["conv1"]}}),
+    "4ds, stem + layer1 tuned": ("4ds", {"fourds": {"adapter_tuned_modules": ["conv1", "layer1"]}}),
+    "4ds, stem tuned + bn affine + residual": (
+        "4ds", {"fourds": {"adapter_tuned_modules": ["conv1"], "adapter_bn_affine": True, "adapter_residual": True}},
+    ),
+    "4ds, stem + layer1 tuned + bn affine + residual + im 1": (
+        "4ds",
+        {"fourds": {"adapter_tuned_modules": ["conv1", "layer1"], "adapter_bn_affine": True, "adapter_residual": True,
+                    "adapter_im_weight": 1.0}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
@@ -136,6 +147,19 @@ def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
     merged["train"]["max_steps"] = suite.schedule.student_steps * multiplier
     merged["teacher_train"]["max_steps"] = suite.schedule.finetune_steps * multiplier
     return RunConfig.model_validate(merged)
+
+
+LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False}
+"""4Ds options added after the adapter study's first runs were recorded: left out of a run's key at these
+(no-op) values, so those runs still match."""
+
+
+def _key_config(config: RunConfig) -> dict:
+    # guard: always off here, and added after runs were recorded; leaving it out keeps them.
+    dump = config.model_dump(mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}, "guard": True})
+    dump["fourds"] = {name: value for name, value in dump["fourds"].items()
+                      if not (name in LATER_KEY_OPTIONS and value == LATER_KEY_OPTIONS[name])}
+    return dump
 
 
 def _deep_merge(base: dict, overrides: dict) -> dict:
@@ -197,9 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in variants:
                     config = variant_config(suite, task, name, seed)
                     key = fingerprint(
-                        # guard: always off here, and added after runs were recorded; leaving it out keeps them.
-                        {"config": config.model_dump(
-                            mode="json", exclude={"train": {"progress"}, "teacher_train": {"progress"}, "guard": True}),
+                        {"config": _key_config(config),
                          "task": task.name, "budget": budget.name, "seed": seed, "teacher": teacher.record["key"],
                          "val": sorted(val["path"]), "variant": name}
                         # Only when used, so that runs recorded before these options keep their keys.

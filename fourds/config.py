@@ -117,6 +117,20 @@ class FourDsConfig(_Strict):
         False,
         description="the frozen teacher's BatchNorm scale and shift learn with the adapters (reference: off)",
     )
+    adapter_tuned_modules: list[str] = Field(
+        default_factory=list,
+        description=(
+            "teacher modules (names as in named_modules, e.g. 'conv1' for a ResNet's stem) whose weights learn "
+            "with the adapters, the rest of the teacher staying frozen (reference: none)"
+        ),
+    )
+    adapter_residual: bool = Field(
+        False,
+        description=(
+            "each adapter also adds its bottleneck's output times a per-channel scale that starts at 0, so it "
+            "can change a feature map's content (phase), not only its style (amplitude) (reference: off)"
+        ),
+    )
     adapter_im_weight: float = Field(
         0.0,
         ge=0,
@@ -168,7 +182,8 @@ class FourDsConfig(_Strict):
         }
 
 
-_LATER_OPTIONS = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0}
+_LATER_OPTIONS = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0,
+                  "adapter_tuned_modules": [], "adapter_residual": False}
 """Options added by the adapter study (issue 15), with the values that behave as before they existed."""
 
 

@@ -28,8 +28,10 @@ class AdaptedTeacher(nn.Module):
     their output on unchanged and only report its phase map (fusion-activation still needs
     every stage's phases). ``bn_affine`` lets the backbone's BatchNorm scale and shift learn
     with the adapters (a few thousand numbers, as in TENT-style test-time adaptation); every
-    other backbone weight stays frozen. ``trainable_parameters()`` is what the adapters'
-    optimiser owns.
+    other backbone weight stays frozen, except in the modules named by ``tuned_modules`` (e.g.
+    ``["conv1"]``, the stem), whose weights also learn with the adapters. ``residual`` gives each
+    adapter a path that can change content as well as style (:class:`FourierAdapter`).
+    ``trainable_parameters()`` is what the adapters' optimiser owns.
 
     ``bn_mode`` decides what the frozen backbone's BatchNorm layers do while this module
     is in train mode: ``"adapt"`` keeps them in train mode so their running statistics
@@ -51,6 +53,8 @@ class AdaptedTeacher(nn.Module):
         initial_mix: float = 0.5,
         adapted_stages: Sequence[str] | None = None,
         bn_affine: bool = False,
+        tuned_modules: Sequence[str] = (),
+        residual: bool = False,
     ):
         super().__init__()
         check_bn_mode(bn_mode)
@@ -65,10 +69,20 @@ class AdaptedTeacher(nn.Module):
         # What rebuilding this module needs (besides the teacher): saved beside its weights.
         self.settings = {"stage_names": self.stage_names, "input_shape": list(input_shape), "reduction": reduction,
                          "temperature": temperature, "floor": floor, "bn_mode": bn_mode, "initial_mix": initial_mix,
-                         "adapted_stages": adapted_stages, "bn_affine": bn_affine}
+                         "adapted_stages": adapted_stages, "bn_affine": bn_affine,
+                         "tuned_modules": list(tuned_modules), "residual": residual}
         self.teacher = copy.deepcopy(teacher).requires_grad_(False)
-        self.bn_affine_parameters = _batch_norm_affine(self.teacher) if bn_affine else []
-        for parameter in self.bn_affine_parameters:
+        backbone = _batch_norm_affine(self.teacher) if bn_affine else []
+        for name in tuned_modules:
+            try:
+                backbone += list(self.teacher.get_submodule(name).parameters())
+            except AttributeError as exc:
+                raise ValueError(f"tuned teacher module {name!r} (config fourds.adapter_tuned_modules) is not a module "
+                                 f"of the teacher: {exc}") from exc
+        # One entry per parameter, in the teacher's order (a BatchNorm of a tuned module is listed once).
+        chosen = {id(parameter) for parameter in backbone}
+        self.backbone_parameters = [p for p in self.teacher.parameters() if id(p) in chosen]
+        for parameter in self.backbone_parameters:
             parameter.requires_grad_(True)
         self.bn_mode = bn_mode
         self.floor = floor
@@ -78,7 +92,7 @@ class AdaptedTeacher(nn.Module):
                             for position, name in enumerate(sorted(adapted_stages, key=self.stage_names.index))}
         self.adapters = nn.ModuleList(
             FourierAdapter(self.stage_shapes[index][0], reduction=reduction, temperature=temperature, floor=floor,
-                           initial_mix=initial_mix)
+                           initial_mix=initial_mix, residual=residual)
             for index in self._adapter_of
         )
         self.adapters.to(next(self.teacher.parameters()).device)
@@ -112,8 +126,8 @@ class AdaptedTeacher(nn.Module):
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The adapters' parameters, and the backbone's BatchNorm scale and shift under ``bn_affine``."""
-        return list(self.adapters.parameters()) + self.bn_affine_parameters
+        """The adapters' parameters, and the backbone's that learn with them (``bn_affine``, ``tuned_modules``)."""
+        return list(self.adapters.parameters()) + self.backbone_parameters
 
     @property
     def adapter_parameter_count(self) -> int:

@@ -89,6 +89,8 @@ class FourDs(Method):
             initial_mix=config.adapter_initial_mix,
             adapted_stages=_adapted_stage_names(config.adapter_stages, teacher_stages),
             bn_affine=config.adapter_bn_affine,
+            tuned_modules=config.adapter_tuned_modules,
+            residual=config.adapter_residual,
         )
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

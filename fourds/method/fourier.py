@@ -40,13 +40,19 @@ class FourierAdapter(nn.Module):
     ``initial_mix`` (the reference: 0.5, an even mix; ``theta = 0``). Returns the adapted
     features and the phase map P_f of the input.
 
+    With ``residual=True`` the adapter also adds ``s * g(f)``, a per-channel scale ``s`` (zero at
+    the start, so the adapter begins exactly as without it) times the bottleneck's output: the
+    amplitude mix can only re-style a feature map, keeping its phase (content), while this path
+    can change the content too, for shifts the style alone does not explain.
+
     The output is computed as ``IFFT2(F_f * (a1 + a0 * A_g / max(A_f, floor)))``, which
     equals the formula above wherever A_f >= floor, is exactly the input when a0 = 0,
     and adds no adapted amplitude where the input's phase is undefined (A_f < floor).
     """
 
     def __init__(
-        self, channels: int, reduction: int = 4, temperature: float = 0.1, floor: float = 1e-5, initial_mix: float = 0.5
+        self, channels: int, reduction: int = 4, temperature: float = 0.1, floor: float = 1e-5, initial_mix: float = 0.5,
+        residual: bool = False,
     ):
         super().__init__()
         if channels < 1 or reduction < 1:
@@ -64,6 +70,7 @@ class FourierAdapter(nn.Module):
         # softmax([t, -t] / T)[0] = sigmoid(2t / T) = initial_mix  <=>  t = T/2 * logit(initial_mix).
         half_logit = 0.5 * temperature * math.log(initial_mix / (1 - initial_mix))
         self.theta = nn.Parameter(torch.tensor([half_logit, -half_logit]))
+        self.residual_scale = nn.Parameter(torch.zeros(channels)) if residual else None
         self.temperature = temperature
         self.floor = floor
 
@@ -88,4 +95,7 @@ class FourierAdapter(nn.Module):
             gain = a_original + a_adapted * adapted_amplitude / amplitude.clamp_min(self.floor)
             mixed = torch.fft.ifft2(spectrum * gain).real.contiguous()
             phase = _guarded_phase(spectrum, self.floor)
-        return mixed.to(features.dtype), phase
+        mixed = mixed.to(features.dtype)
+        if self.residual_scale is not None:
+            mixed = mixed + self.residual_scale.view(1, -1, 1, 1) * adapted
+        return mixed, phase

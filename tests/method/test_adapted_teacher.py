@@ -109,7 +109,8 @@ def test_an_adapted_teacher_file_reloads_with_its_adapters_and_target_statistics
     assert (info.arch, info.classes, info.metadata["domain"]) == ("resnet18", ["a", "b", "c"], "x")
     assert reloaded.model.settings == {"stage_names": STAGES, "input_shape": [3, 32, 32], "reduction": 8,
                                        "temperature": 0.5, "floor": 1e-5, "bn_mode": "adapt",
-                                       "initial_mix": 0.5, "adapted_stages": STAGES, "bn_affine": False}
+                                       "initial_mix": 0.5, "adapted_stages": STAGES, "bn_affine": False,
+                                       "tuned_modules": [], "residual": False}
     # A plain classifier loader refuses it (its adapters would be silently dropped) and says what to use.
     with pytest.raises(WeightsError, match="load_adapted_teacher"):
         load_classifier(path)
@@ -183,3 +184,39 @@ def test_bn_affine_trains_batchnorm_scale_and_shift_and_nothing_else_of_the_back
         changed = not torch.equal(parameter, before[name])
         assert changed == parameter.requires_grad, name  # BatchNorm moved; every conv and the classifier bit-identical
     assert all(p.requires_grad for p in source_teacher.parameters())  # the caller's teacher is untouched
+
+
+def test_a_residual_adapter_starts_exactly_as_without_it_and_then_changes_content():
+    from fourds.method.fourier import FourierAdapter
+
+    torch.manual_seed(0)
+    plain = FourierAdapter(8, reduction=2).eval()
+    residual = FourierAdapter(8, reduction=2, residual=True).eval()
+    residual.load_state_dict(plain.state_dict(), strict=False)  # same bottleneck and mix; the scale stays 0
+    features = torch.relu(torch.randn(2, 8, 6, 6))
+    assert torch.equal(residual(features)[0], plain(features)[0])
+    assert sum(p.numel() for p in residual.parameters()) == sum(p.numel() for p in plain.parameters()) + 8
+    with torch.no_grad():
+        residual.residual_scale.fill_(0.5)
+        expected = plain(features)[0] + 0.5 * plain.transform(features)
+    assert torch.allclose(residual(features)[0], expected, atol=1e-6)
+
+
+def test_tuned_modules_learn_with_the_adapters_and_the_rest_stays_bit_identical(source_teacher):
+    adapted = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), tuned_modules=["conv1", "layer1"],
+                             bn_affine=True).train()
+    tuned = {name for name, _ in adapted.teacher.named_parameters()
+             if name.startswith(("conv1.", "layer1.")) or isinstance(
+                 adapted.teacher.get_submodule(name.rsplit(".", 1)[0]), nn.BatchNorm2d)}
+    owned = {id(p) for p in adapted.trainable_parameters()}
+    assert len(owned) == len(adapted.trainable_parameters())  # a BatchNorm inside layer1 is listed once
+    assert {name for name, p in adapted.teacher.named_parameters() if id(p) in owned} == tuned
+    before = {name: p.detach().clone() for name, p in adapted.teacher.named_parameters()}
+    optimiser = torch.optim.SGD(adapted.trainable_parameters(), lr=0.1)
+    logits, _ = adapted(torch.randn(4, 3, 32, 32))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    optimiser.step()
+    changed = {name for name, p in adapted.teacher.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == tuned
+    with pytest.raises(ValueError, match="adapter_tuned_modules"):
+        AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), tuned_modules=["stem"])
