@@ -27,7 +27,6 @@ import copy
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from benchmarks.cells import CellStore, ensure_teacher, load_average, now, slug, train_and_evaluate

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fourds.config import RunConfig, TrackingConfig
+from fourds.config import TrackingConfig
 from fourds.hashing import file_sha256
 from fourds.lineage.record import LineageRecord
 from fourds.workspace import Workspace
