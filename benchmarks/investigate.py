@@ -102,6 +102,18 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_tuned_modules": ["conv1", "layer1"], "adapter_bn_affine": True, "adapter_residual": True,
                     "adapter_im_weight": 1.0}},
     ),
+    "4ds, adapter kd 0": ("4ds", {"fourds": {"adapter_kd_weight": 0.0}}),
+    "4ds, adapter kd 0 + bn affine + im 1": (
+        "4ds", {"fourds": {"adapter_kd_weight": 0.0, "adapter_bn_affine": True, "adapter_im_weight": 1.0}},
+    ),
+    "4ds, adapter kd 0 + stem + layer1 tuned": (
+        "4ds", {"fourds": {"adapter_kd_weight": 0.0, "adapter_tuned_modules": ["conv1", "layer1"]}},
+    ),
+    "4ds, adapter kd 0 + stem + layer1 tuned + bn affine + im 1": (
+        "4ds",
+        {"fourds": {"adapter_kd_weight": 0.0, "adapter_tuned_modules": ["conv1", "layer1"], "adapter_bn_affine": True,
+                    "adapter_im_weight": 1.0}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
@@ -148,7 +160,7 @@ def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
     return RunConfig.model_validate(merged)
 
 
-LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False}
+LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None}
 """4Ds options added after the adapter study's first runs were recorded: left out of a run's key at these
 (no-op) values, so those runs still match."""
 

@@ -131,6 +131,14 @@ class FourDsConfig(_Strict):
             "can change a feature map's content (phase), not only its style (amplitude) (reference: off)"
         ),
     )
+    adapter_kd_weight: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "weight of the adapters' tau^2 KL toward the student (pulls the adapted teacher to the student); "
+            "None = kd_weight, as the reference"
+        ),
+    )
     adapter_im_weight: float = Field(
         0.0,
         ge=0,
@@ -183,7 +191,7 @@ class FourDsConfig(_Strict):
 
 
 _LATER_OPTIONS = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0,
-                  "adapter_tuned_modules": [], "adapter_residual": False}
+                  "adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None}
 """Options added by the adapter study (issue 15), with the values that behave as before they existed."""
 
 

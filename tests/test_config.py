@@ -72,7 +72,7 @@ def test_options_added_later_leave_keys_alone_only_at_their_old_behaviour():
     assert "adapter_bn_affine" not in reference.identity() and "adapter_im_weight" not in reference.identity()
     assert set(reference.identity()) == set(reference.model_dump()) - {
         "adapter_initial_mix", "adapter_stages", "adapter_bn_affine", "adapter_im_weight", "adapter_tuned_modules",
-        "adapter_residual"}
+        "adapter_residual", "adapter_kd_weight"}
     changed = FourDsConfig(adapter_bn_affine=True, adapter_stages=[2, 3])
     assert changed.identity()["adapter_bn_affine"] is True and changed.identity()["adapter_stages"] == [2, 3]
     assert "adapter_im_weight" not in changed.identity()

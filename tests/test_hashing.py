@@ -52,8 +52,8 @@ def test_a_value_json_cannot_spell_needs_a_default() -> None:
 
 def test_run_config_hash_is_pinned() -> None:
     """Changes when RunConfig gains a field (here: the adapter options of issue 15)."""
-    assert RunConfig().config_hash() == "5c213f47756501076098b02f8ceb2ec0461e8aeab818ad925ca429b330f5b177"
-    assert RunConfig(method="kd").config_hash() == "2cb32d750600a112fd6bd474be4fe4bffcf2c1c010b26d7b65be5ae9d48a6008"
+    assert RunConfig().config_hash() == "5753aa215d12a76818e70fb0b1a8495e603997350adb29ce9d4bcf44bdb91ace"
+    assert RunConfig(method="kd").config_hash() == "8991062dfec26c155fffa3845ad77ec38d1821a733d43da7bb7c6e3bb7f7b19d"
 
 
 def test_checkpoint_config_fingerprint_is_pinned() -> None:

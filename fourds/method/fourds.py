@@ -25,8 +25,10 @@ class FourDs(Method):
 
     Two objectives per batch, each for its own optimiser (see METHOD.md):
 
-    * ``adapters``: CE(z_T, y) + kd_weight * T^2 KL(p_S || p_T), the student detached:
-      the adapted teacher learns the target labels and moves toward the student.
+    * ``adapters``: CE(z_T, y) + adapter_kd_weight * T^2 KL(p_S || p_T) + adapter_im_weight * IM(p_T),
+      the student detached: the adapted teacher learns the target labels and moves toward the
+      student (``adapter_kd_weight`` defaults to ``kd_weight``); IM is the label-free information
+      maximisation on every row (0 in the reference).
     * ``student``: CE(z_S, y) + kd_weight * T^2 KL(p_T || p_S) + fusion_weight * L_FA,
       the teacher's logits and phases detached.
 
@@ -104,6 +106,7 @@ class FourDs(Method):
     ) -> StepOutput:
         """Cross-entropy terms on the labelled rows; KD, fusion and BatchNorm statistics on all rows."""
         tau, kd_weight = self.config.kd_temperature, self.config.kd_weight
+        adapter_kd_weight = kd_weight if self.config.adapter_kd_weight is None else self.config.adapter_kd_weight
         inputs = with_unlabelled(images, unlabelled)
         labelled = labels.shape[0]
         with StageTaps(self.student, self.student_stages) as taps:
@@ -135,7 +138,7 @@ class FourDs(Method):
                 "student/fusion": fusion,
             },
             objectives={
-                "adapters": adapters_ce + kd_weight * adapters_kd + self.config.adapter_im_weight * adapters_im,
+                "adapters": adapters_ce + adapter_kd_weight * adapters_kd + self.config.adapter_im_weight * adapters_im,
                 "student": student_ce + kd_weight * student_kd + self.config.fusion_weight * fusion,
             },
             logits=student_logits[:labelled].detach(),

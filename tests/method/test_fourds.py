@@ -154,19 +154,20 @@ def test_fusion_gradient_reaches_the_student_at_the_benchmark_input_size():
         assert any(g is not None and g.abs().sum() > 0 for g in grads), stage
 
 
-def test_information_maximisation_enters_the_adapters_objective_only_with_its_weight():
+def test_the_adapters_objective_weighs_kd_and_information_maximisation_by_their_own_weights():
     from fourds.method.losses import information_maximisation
 
     torch.manual_seed(0)
     teacher, student = build_classifier("resnet18", 3), build_classifier("resnet18", 3)
-    config = FourDsConfig(adapter_im_weight=0.7, adapter_bn_affine=True, adapter_stages=[3])
+    config = FourDsConfig(adapter_im_weight=0.7, adapter_kd_weight=0.3, kd_weight=2.0, adapter_bn_affine=True,
+                          adapter_stages=[3])
     method = FourDs(teacher, student, config, teacher_stages=RESNET_STAGES, student_stages=RESNET_STAGES,
                     input_shape=(3, 32, 32)).train()
     images, labels, unlabelled = torch.randn(2, 3, 32, 32), torch.tensor([0, 2]), torch.randn(3, 3, 32, 32)
     output = method.training_step(images, labels, unlabelled)
     losses = output.losses
     assert torch.allclose(output.objectives["adapters"],
-                          losses["adapters/ce"] + config.kd_weight * losses["adapters/kd"] + 0.7 * losses["adapters/im"])
+                          losses["adapters/ce"] + 0.3 * losses["adapters/kd"] + 0.7 * losses["adapters/im"])
     assert torch.allclose(output.objectives["student"], losses["student/ce"] + config.kd_weight * losses["student/kd"]
                           + config.fusion_weight * losses["student/fusion"])
     # On all five rows (labelled and unlabelled), from the adapted teacher's logits (train-mode BatchNorm
