@@ -114,6 +114,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_kd_weight": 0.0, "adapter_tuned_modules": ["conv1", "layer1"], "adapter_bn_affine": True,
                     "adapter_im_weight": 1.0}},
     ),
+    "4ds, head tuned": ("4ds", {"fourds": {"adapter_tuned_modules": ["fc"]}}),
+    "4ds, residual adapters + bn affine + im 1": (
+        "4ds", {"fourds": {"adapter_residual": True, "adapter_bn_affine": True, "adapter_im_weight": 1.0}},
+    ),
+    "4ds, residual adapters + head tuned + bn affine": (
+        "4ds", {"fourds": {"adapter_residual": True, "adapter_tuned_modules": ["fc"], "adapter_bn_affine": True}},
+    ),
+    "4ds, initial mix 0.01 + bn affine + lr 1e-2": (
+        "4ds",
+        {"fourds": {"adapter_initial_mix": 0.01, "adapter_bn_affine": True},
+         "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
+    ),
+    "4ds, initial mix 0.01 + bn affine + im 1 + lr 1e-2": (
+        "4ds",
+        {"fourds": {"adapter_initial_mix": 0.01, "adapter_bn_affine": True, "adapter_im_weight": 1.0},
+         "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
@@ -154,11 +171,20 @@ def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
     overrides = copy.deepcopy(overrides)
     multiplier = overrides.pop("steps_multiplier", 1)
     config = cell_run_config(suite, task, method, seed, progress=False)
-    merged = _deep_merge(config.model_dump(mode="json"), overrides)
+    merged = _deep_merge(_deep_merge(config.model_dump(mode="json"), PRE_STUDY_DEFAULTS), overrides)
     merged["train"]["max_steps"] = suite.schedule.student_steps * multiplier
     merged["teacher_train"]["max_steps"] = suite.schedule.finetune_steps * multiplier
     return RunConfig.model_validate(merged)
 
+
+PRE_STUDY_DEFAULTS = {
+    "fourds": {"adapter_bn_affine": False, "adapter_im_weight": 0.0},
+    "teacher_train": {"optimizers": {"teacher": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005,
+                                                 "warmup_steps": 0}}},
+}
+"""What every variant starts from: the library's defaults before the adapter study changed them (the 4Ds
+reference adapters; two_stage fine-tuning with the reference SGD). Variants name their changes from here,
+so their configurations, keys and results stay what they were when the study ran."""
 
 LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None}
 """4Ds options added after the adapter study's first runs were recorded: left out of a run's key at these

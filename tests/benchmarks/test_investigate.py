@@ -68,3 +68,15 @@ def test_textured_digits_blend_and_render_deterministically(tmp_path: Path) -> N
     assert [str(path) for path in files] == ["test/0/00002.png", "test/1/00002.png", "train/0/00000.png",
                                               "train/0/00001.png", "train/1/00000.png", "train/1/00001.png"]
     assert all((first / path).read_bytes() == (second / path).read_bytes() for path in files)
+
+
+def test_the_adapter_probe_trains_only_what_it_says(tmp_path: Path, capsys) -> None:
+    from benchmarks import adapter_probe
+
+    common = ["--suite", "smoke", "--task", "demo-source->demo-target", "--steps", "2", "--validation-per-class", "2",
+              "--work", str(tmp_path)]
+    assert adapter_probe.main([*common, "--probe", '{"adapter_bn_affine": true, "adapter_initial_mix": 0.01}']) == 0
+    assert adapter_probe.main([*common, "--probe", '{"full_finetune": true}']) == 0
+    adapters, finetune = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert 0.005 < adapters["trained_share"] < 0.05 and finetune["trained_share"] == 1.0
+    assert 0.0 <= adapters["val_accuracy"] <= 1.0 and adapters["steps"] == 2
