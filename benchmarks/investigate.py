@@ -131,6 +131,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_initial_mix": 0.01, "adapter_bn_affine": True, "adapter_im_weight": 1.0},
          "train": {"optimizers": {"adapters": {"lr": 0.01, "warmup_steps": 20}}}},
     ),
+    "4ds, initial mix 0.01 + stem + layer1 tuned": (
+        "4ds", {"fourds": {"adapter_initial_mix": 0.01, "adapter_tuned_modules": ["conv1", "bn1", "layer1"]}},
+    ),
+    "4ds, initial mix 0.01 + stem + layer1 tuned + bn affine + im 1": (
+        "4ds",
+        {"fourds": {"adapter_initial_mix": 0.01, "adapter_tuned_modules": ["conv1", "bn1", "layer1"],
+                    "adapter_bn_affine": True, "adapter_im_weight": 1.0}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
@@ -186,7 +194,8 @@ PRE_STUDY_DEFAULTS = {
 reference adapters; two_stage fine-tuning with the reference SGD). Variants name their changes from here,
 so their configurations, keys and results stay what they were when the study ran."""
 
-LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None}
+LATER_KEY_OPTIONS = {"adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None,
+                     "adapter_tune_early": False}
 """4Ds options added after the adapter study's first runs were recorded: left out of a run's key at these
 (no-op) values, so those runs still match."""
 

@@ -124,6 +124,13 @@ class FourDsConfig(_Strict):
             "with the adapters, the rest of the teacher staying frozen (reference: none)"
         ),
     )
+    adapter_tune_early: bool = Field(
+        False,
+        description=(
+            "the teacher's stem and first stage (every layer before the first stage's output) learn with the "
+            "adapters: where a shift in colour and texture enters the network (reference: off)"
+        ),
+    )
     adapter_residual: bool = Field(
         False,
         description=(
@@ -191,7 +198,8 @@ class FourDsConfig(_Strict):
 
 
 _LATER_OPTIONS = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0,
-                  "adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None}
+                  "adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None,
+                  "adapter_tune_early": False}
 """Options added by the adapter study (issue 15), with the values that behave as before they existed."""
 
 

@@ -52,8 +52,8 @@ def test_a_value_json_cannot_spell_needs_a_default() -> None:
 
 def test_run_config_hash_is_pinned() -> None:
     """Changes when RunConfig gains a field (here: the adapter options of issue 15)."""
-    assert RunConfig().config_hash() == "5753aa215d12a76818e70fb0b1a8495e603997350adb29ce9d4bcf44bdb91ace"
-    assert RunConfig(method="kd").config_hash() == "8991062dfec26c155fffa3845ad77ec38d1821a733d43da7bb7c6e3bb7f7b19d"
+    assert RunConfig().config_hash() == "80beb81bbaf363b46f384849e50913b4ef995a3f2799b1711a580f989e29e771"
+    assert RunConfig(method="kd").config_hash() == "66bcb2932079fc4608b26dfb64829d5405e72eca14836ca8aa51c1f5b0ac79c3"
 
 
 def test_checkpoint_config_fingerprint_is_pinned() -> None:

@@ -12,7 +12,7 @@ from torch import nn
 
 from fourds.method.fourier import FourierAdapter, phase_map
 from fourds.method.frozen_teacher import BatchNormMode, check_bn_mode, set_frozen_teacher_mode
-from fourds.models.taps import StageTaps, probe_stage_shapes
+from fourds.models.taps import StageTaps, modules_before_output_of, probe_stage_shapes
 from fourds.models.weights import ClassifierInfo, WeightsError, load_classifier_with_extra_state, save_classifier
 
 
@@ -29,7 +29,8 @@ class AdaptedTeacher(nn.Module):
     every stage's phases). ``bn_affine`` lets the backbone's BatchNorm scale and shift learn
     with the adapters (a few thousand numbers, as in TENT-style test-time adaptation); every
     other backbone weight stays frozen, except in the modules named by ``tuned_modules`` (e.g.
-    ``["conv1"]``, the stem), whose weights also learn with the adapters. ``residual`` gives each
+    ``["conv1"]``, the stem), whose weights also learn with the adapters; ``tune_early`` adds every
+    layer that runs before the first stage's output (a ResNet's stem and ``layer1``). ``residual`` gives each
     adapter a path that can change content as well as style (:class:`FourierAdapter`).
     ``trainable_parameters()`` is what the adapters' optimiser owns.
 
@@ -54,6 +55,7 @@ class AdaptedTeacher(nn.Module):
         adapted_stages: Sequence[str] | None = None,
         bn_affine: bool = False,
         tuned_modules: Sequence[str] = (),
+        tune_early: bool = False,
         residual: bool = False,
     ):
         super().__init__()
@@ -70,8 +72,11 @@ class AdaptedTeacher(nn.Module):
         self.settings = {"stage_names": self.stage_names, "input_shape": list(input_shape), "reduction": reduction,
                          "temperature": temperature, "floor": floor, "bn_mode": bn_mode, "initial_mix": initial_mix,
                          "adapted_stages": adapted_stages, "bn_affine": bn_affine,
-                         "tuned_modules": list(tuned_modules), "residual": residual}
+                         "tuned_modules": list(tuned_modules), "tune_early": tune_early, "residual": residual}
         self.teacher = copy.deepcopy(teacher).requires_grad_(False)
+        if tune_early:  # the stem and the first stage: where a shift in colour and texture enters the teacher
+            tuned_modules = [*tuned_modules,
+                             *modules_before_output_of(self.teacher, self.stage_names[0], input_shape)]
         backbone = _batch_norm_affine(self.teacher) if bn_affine else []
         for name in tuned_modules:
             try:

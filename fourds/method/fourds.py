@@ -92,6 +92,7 @@ class FourDs(Method):
             adapted_stages=_adapted_stage_names(config.adapter_stages, teacher_stages),
             bn_affine=config.adapter_bn_affine,
             tuned_modules=config.adapter_tuned_modules,
+            tune_early=config.adapter_tune_early,
             residual=config.adapter_residual,
         )
 

@@ -122,3 +122,43 @@ def probe_stage_shapes(
                 "a stage must output a B x C x H x W feature map"
             )
     return [stage_map.shape[1:] for stage_map in stage_maps]
+
+
+def modules_before_output_of(model: nn.Module, stage: str, input_shape: Sequence[int]) -> list[str]:
+    """Names of the parameterised leaf modules that run until ``stage`` has produced its output
+    (for a ResNet and ``"layer1"``: the stem's conv1 and bn1, then every layer of layer1), in call order.
+
+    Found by running one zero input of ``input_shape`` (C, H, W) with hooks, in eval mode under
+    no_grad, so any architecture's own forward decides what comes first.
+    """
+    [stage_module] = find_modules(model, [stage])
+    called: list[str] = []
+    finished = False
+
+    def record(name: str):
+        def hook(module, inputs, output):
+            if not finished and name not in called:
+                called.append(name)
+        return hook
+
+    def stage_done(module, inputs, output):
+        nonlocal finished
+        finished = True
+
+    leaves = [(name, module) for name, module in model.named_modules()
+              if not list(module.children()) and any(True for _ in module.parameters(recurse=False))]
+    handles = [module.register_forward_hook(record(name)) for name, module in leaves]
+    handles.append(stage_module.register_forward_hook(stage_done))
+    modes = {module: module.training for module in model.modules()}
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.training = training
+    return called

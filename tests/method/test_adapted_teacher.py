@@ -110,7 +110,7 @@ def test_an_adapted_teacher_file_reloads_with_its_adapters_and_target_statistics
     assert reloaded.model.settings == {"stage_names": STAGES, "input_shape": [3, 32, 32], "reduction": 8,
                                        "temperature": 0.5, "floor": 1e-5, "bn_mode": "adapt",
                                        "initial_mix": 0.5, "adapted_stages": STAGES, "bn_affine": False,
-                                       "tuned_modules": [], "residual": False}
+                                       "tuned_modules": [], "tune_early": False, "residual": False}
     # A plain classifier loader refuses it (its adapters would be silently dropped) and says what to use.
     with pytest.raises(WeightsError, match="load_adapted_teacher"):
         load_classifier(path)
@@ -220,3 +220,14 @@ def test_tuned_modules_learn_with_the_adapters_and_the_rest_stays_bit_identical(
     assert changed == tuned
     with pytest.raises(ValueError, match="adapter_tuned_modules"):
         AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), tuned_modules=["stem"])
+
+
+def test_tune_early_trains_the_stem_and_the_first_stage(source_teacher):
+    early = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), tune_early=True)
+    named = AdaptedTeacher(source_teacher, STAGES, input_shape=(3, 32, 32), tuned_modules=["conv1", "bn1", "layer1"])
+    owned = {name for name, p in early.teacher.named_parameters() if p.requires_grad}
+    assert owned == {name for name, p in named.teacher.named_parameters() if p.requires_grad}
+    assert owned and all(name.startswith(("conv1.", "bn1.", "layer1.")) for name in owned)
+    # ResNet-18: conv1 9,408 + bn1 128 + layer1 147,968 learn besides the adapters.
+    assert early.adapter_parameter_count == named.adapter_parameter_count
+    assert early.adapter_parameter_count - _adapted(source_teacher).adapter_parameter_count == 9_408 + 128 + 147_968
