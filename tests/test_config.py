@@ -68,11 +68,40 @@ def test_configuration_reference_doc_is_current():
 def test_options_added_later_leave_keys_alone_only_at_their_old_behaviour():
     from fourds.config import FourDsConfig
 
-    reference = FourDsConfig()
-    assert "adapter_bn_affine" not in reference.identity() and "adapter_im_weight" not in reference.identity()
-    assert set(reference.identity()) == set(reference.model_dump()) - {
-        "adapter_initial_mix", "adapter_stages", "adapter_bn_affine", "adapter_im_weight", "adapter_tuned_modules",
-        "adapter_residual", "adapter_kd_weight"}
-    changed = FourDsConfig(adapter_bn_affine=True, adapter_stages=[2, 3])
-    assert changed.identity()["adapter_bn_affine"] is True and changed.identity()["adapter_stages"] == [2, 3]
-    assert "adapter_im_weight" not in changed.identity()
+    later = {"adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False, "adapter_im_weight": 0.0,
+             "adapter_tuned_modules": [], "adapter_residual": False, "adapter_kd_weight": None,
+             "adapter_tune_early": False}
+    before_the_study = FourDsConfig(**later)
+    assert set(before_the_study.identity()) == set(before_the_study.model_dump()) - set(later)
+    # Today's defaults differ from those in four of them: keys made with them differ from the old ones.
+    assert set(FourDsConfig().identity()) - set(before_the_study.identity()) == {
+        "adapter_initial_mix", "adapter_bn_affine", "adapter_im_weight", "adapter_tune_early"}
+    changed = FourDsConfig(**{**later, "adapter_stages": [2, 3]})
+    assert changed.identity()["adapter_stages"] == [2, 3] and "adapter_im_weight" not in changed.identity()
+
+
+DEFAULTS_CHANGED_FROM_THE_REFERENCE = {
+    # docs/METHOD_NOTES.md: the wrap-around aware phase distance, and maps too small to carry phase left out,
+    "fusion_distance", "fusion_min_side",
+    # and the adapter study (benchmarks/results/adapters-study.md).
+    "adapter_initial_mix", "adapter_tune_early", "adapter_bn_affine", "adapter_im_weight",
+}
+
+
+def test_the_reference_preset_holds_the_papers_settings_and_differs_from_the_defaults_where_documented():
+    reference = load_config(ROOT / "configs" / "4ds-reference.yaml")
+    defaults = load_config()
+    # METHOD.md's reference values, written out (a key left out of the preset would fall back to a default).
+    assert reference.fourds.model_dump() == {
+        "adapter_reduction": 4, "adapter_initial_mix": 0.5, "adapter_stages": None, "adapter_bn_affine": False,
+        "adapter_tuned_modules": [], "adapter_tune_early": False, "adapter_residual": False, "adapter_kd_weight": None,
+        "adapter_im_weight": 0.0,
+        "amplitude_temperature": 0.1, "spectrum_floor": 1e-5, "gate_reduction": 16, "fusion_weight": 0.1,
+        "fusion_distance": "angle", "fusion_min_side": 1, "kd_temperature": 4.0, "kd_weight": 1.0, "teacher_bn": "adapt",
+    }
+    adapters = reference.train.optimizers["adapters"]
+    assert (adapters.name, adapters.lr, adapters.eps, adapters.schedule) == ("adamw", 0.001, 0.0001, "cosine")
+    student = reference.train.optimizers["student"]
+    assert (student.name, student.lr, student.momentum, student.weight_decay) == ("sgd", 0.01, 0.9, 0.0005)
+    changed = {name for name, value in defaults.fourds.model_dump().items() if reference.fourds.model_dump()[name] != value}
+    assert changed == DEFAULTS_CHANGED_FROM_THE_REFERENCE
