@@ -139,6 +139,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         {"fourds": {"adapter_initial_mix": 0.01, "adapter_tuned_modules": ["conv1", "bn1", "layer1"],
                     "adapter_bn_affine": True, "adapter_im_weight": 1.0}},
     ),
+    "4ds, initial mix 0.01 + early layers tuned + bn affine + im 1": (
+        "4ds",
+        {"fourds": {"adapter_initial_mix": 0.01, "adapter_tune_early": True, "adapter_bn_affine": True,
+                    "adapter_im_weight": 1.0}},
+    ),
     "two_stage, fine-tune lr 3e-2": ("two_stage", {"teacher_train": {"optimizers": {"teacher": {"lr": 0.03}}}}),
     "two_stage, fine-tune adamw 1e-3": (
         "two_stage",
@@ -186,9 +191,11 @@ def variant_config(suite: Suite, task, name: str, seed: int) -> RunConfig:
 
 
 PRE_STUDY_DEFAULTS = {
-    "fourds": {"adapter_bn_affine": False, "adapter_im_weight": 0.0},
-    "teacher_train": {"optimizers": {"teacher": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005,
-                                                 "warmup_steps": 0}}},
+    "fourds": {"adapter_initial_mix": 0.5, "adapter_tune_early": False, "adapter_bn_affine": False,
+               "adapter_im_weight": 0.0},
+    # Both TrainConfigs list every optimiser group; only teacher_train's runs here (two_stage's fine-tuning).
+    **{config: {"optimizers": {"teacher": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005,
+                                           "warmup_steps": 0}}} for config in ("train", "teacher_train")},
 }
 """What every variant starts from: the library's defaults before the adapter study changed them (the 4Ds
 reference adapters; two_stage fine-tuning with the reference SGD). Variants name their changes from here,
